@@ -1,0 +1,1 @@
+"""The civicgrid event contract."""

@@ -1,0 +1,1 @@
+"""Helpers for tests of any service: event builders, waiting with a deadline."""

@@ -1,0 +1,61 @@
+"""Old schema versions load into the current models."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from civicgrid.events.incident_events import Reported
+from civicgrid.events.models import UnknownEventType, load_event
+from civicgrid.events.upcasting import UpcastError
+
+V1_REPORTED = {
+    "event_type": "reported",
+    "schema_version": 1,
+    "event_id": "01J0000000000000000000000A",
+    "incident_id": "01J0000000000000000000000B",
+    "occurred_at": "2026-09-24T02:00:00+00:00",
+    "source": "intake",
+    "actor": {"kind": "citizen", "id": "anonymous"},
+    "correlation_id": "c1",
+    "channel": "hotline_12345",
+    "external_ref": "12345-2026-000001",
+    "category": "roads.pothole",
+    "description": "深坑",
+    "lon": 120.56,
+    "lat": 27.57,
+    "reporter_name": "李四",
+    "reporter_phone": "13900000000",
+}
+
+
+def test_a_v1_reported_event_loads_as_the_current_model() -> None:
+    event = load_event(dict(V1_REPORTED))
+    assert isinstance(event, Reported)
+    assert event.schema_version == 2
+    assert event.report.channel == "hotline_12345"
+    assert event.report.location.lon == pytest.approx(120.56)
+    assert event.report.reporter is not None
+    assert event.report.reporter.phone == "13900000000"
+    assert event.report.external_ref == "12345-2026-000001"
+
+
+def test_a_current_event_round_trips_unchanged() -> None:
+    event = load_event(dict(V1_REPORTED))
+    again = load_event(event.model_dump(mode="json"))
+    assert again == event
+
+
+def test_a_version_newer_than_the_code_is_refused() -> None:
+    with pytest.raises(UpcastError, match="newer"):
+        load_event({**V1_REPORTED, "schema_version": 9})
+
+
+def test_an_unknown_event_type_is_refused() -> None:
+    with pytest.raises(UnknownEventType):
+        load_event({**V1_REPORTED, "event_type": "teleported"})
+
+
+def test_a_naive_timestamp_is_refused() -> None:
+    with pytest.raises(ValidationError, match="timezone"):
+        load_event({**V1_REPORTED, "occurred_at": "2026-09-24T10:00:00"})

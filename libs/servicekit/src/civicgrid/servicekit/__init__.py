@@ -1,0 +1,1 @@
+"""What every civicgrid service shares."""

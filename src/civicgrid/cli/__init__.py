@@ -1,0 +1,1 @@
+"""The civicgrid command."""

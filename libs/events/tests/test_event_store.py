@@ -23,7 +23,9 @@ async def test_history_comes_back_in_order(store: EventStore) -> None:
     written = [first]
     for n in range(5):
         event = accepted(first.incident_id, correlation_id=f"corr-{n}")
-        version = (await store.append(event, msg_id=event.event_id, expected_version=version)).sequence
+        version = (
+            await store.append(event, msg_id=event.event_id, expected_version=version)
+        ).sequence
         written.append(event)
     history = await store.load(first.incident_id)
     assert [event.event_id for event in history] == [event.event_id for event in written]

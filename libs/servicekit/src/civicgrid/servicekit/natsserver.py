@@ -40,7 +40,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, deadline_s: float, process: subprocess.Popen[bytes]) -> None:
+def wait_for_port(
+    host: str, port: int, deadline_s: float, process: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -113,4 +115,3 @@ class EmbeddedNats:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-

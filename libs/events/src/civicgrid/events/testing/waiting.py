@@ -1,0 +1,28 @@
+"""Waiting for a condition with a deadline, instead of sleeping and hoping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    within_s: float = 10.0,
+    interval_s: float = 0.02,
+    what: str = "condition",
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail loudly at the deadline."""
+    deadline = time.monotonic() + within_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"{what} not reached within {within_s}s (last: {last!r})")

@@ -1,0 +1,236 @@
+"""The consumer helper against a real nats-server: DLQ, retries, redelivery after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from civicgrid.events import streams
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.consumer import (
+    ConsumerMetrics,
+    ConsumerSpec,
+    Delivery,
+    PermanentFailure,
+    attach_event_consumer,
+)
+from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
+from civicgrid.events.store import EventStore
+from civicgrid.events.testing.factories import reported
+from civicgrid.events.testing.waiting import eventually
+from civicgrid.servicekit.natsserver import EmbeddedNats
+from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    async def __call__(self, event: IncidentEvent, delivery: Delivery) -> None:
+        if "fail-always" in event.correlation_id:
+            raise RuntimeError("the database is down")
+        if "reject" in event.correlation_id:
+            raise PermanentFailure("category retired")
+        if "fail-once" in event.correlation_id and delivery.deliveries == 1:
+            raise RuntimeError("transient")
+        self.seen.append((event.incident_id, delivery.deliveries))
+
+
+async def dead_letters_for(js: JetStreamContext, service: str) -> list[DeadLetter]:
+    sub = await js.subscribe(f"dlq.{service}", stream=streams.DLQ, ordered_consumer=True)
+    letters: list[DeadLetter] = []
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=0.3)
+            letters.append(DeadLetter.model_validate_json(msg.data))
+    except TimeoutError:
+        return letters
+    finally:
+        await sub.unsubscribe()
+
+
+@pytest_asyncio.fixture
+async def consuming(
+    nats_server: EmbeddedNats, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Recorder, str]]:
+    # Each test has its own service name, durable and DLQ subject; the consumer sees every
+    # reported event in the stream, and assertions look only at the test's own incidents.
+    service = request.node.name.removeprefix("test_")[:40].replace("_", "-")
+    broker = NatsBroker(nats_server.client_url)
+    recorder = Recorder()
+    spec = ConsumerSpec(
+        service=service,
+        durable=f"{service}-c",
+        filter_subjects=("incident.*.reported",),
+        max_deliver=3,
+        backoff_s=(0.05, 0.05),
+    )
+    attach_event_consumer(
+        broker,
+        spec,
+        recorder,
+        DeadLetterPublisher(lambda: broker.connection.jetstream(), service),
+        ConsumerMetrics.create(CollectorRegistry()),
+    )
+    await broker.start()
+    yield recorder, service
+    await broker.stop()
+    js = (await _connect(nats_server)).jetstream()
+    await js.delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def _connect(server: EmbeddedNats) -> NatsClient:
+    import nats
+
+    return await nats.connect(server.client_url)
+
+
+async def test_a_poison_message_goes_to_the_dlq_and_the_next_is_still_handled(
+    consuming: tuple[Recorder, str], nc: NatsClient, store: EventStore
+) -> None:
+    recorder, service = consuming
+    js = nc.jetstream()
+    await js.publish("incident.POISON1.reported", b"{not json", stream=streams.INCIDENTS)
+    after = reported()
+    await store.append(after, msg_id=after.event_id, expected_version=0)
+
+    await eventually(
+        lambda: _async((after.incident_id, 1) in recorder.seen), what="next message handled"
+    )
+    letters = await eventually(lambda: dead_letters_for(js, service), what="dead letter")
+    poison = [
+        letter for letter in letters if letter.original_subject == "incident.POISON1.reported"
+    ]
+    assert len(poison) == 1
+    assert poison[0].reason == "unreadable"
+    assert "not JSON" in poison[0].error
+    assert poison[0].original_data() == b"{not json"
+    assert poison[0].original_sequence is not None
+
+
+async def test_a_schema_violation_is_dead_lettered_without_echoing_personal_data(
+    consuming: tuple[Recorder, str], nc: NatsClient
+) -> None:
+    _, service = consuming
+    js = nc.jetstream()
+    bad = reported().model_dump(mode="json")
+    bad["report"]["location"] = {"lon": 999, "lat": 27.5}
+    await js.publish(
+        f"incident.{bad['incident_id']}.reported",
+        json.dumps(bad).encode(),
+        stream=streams.INCIDENTS,
+    )
+    letters = await eventually(lambda: dead_letters_for(js, service), what="dead letter")
+    mine = [letter for letter in letters if bad["incident_id"] in letter.original_subject]
+    assert mine and mine[0].reason == "unreadable"
+    assert "report.location.lon" in mine[0].error
+    assert "13800000000" not in mine[0].error
+
+
+async def test_a_failing_handler_is_retried_with_backoff_then_succeeds(
+    consuming: tuple[Recorder, str], store: EventStore
+) -> None:
+    recorder, _ = consuming
+    event = reported(correlation_id="fail-once")
+    await store.append(event, msg_id=event.event_id, expected_version=0)
+    await eventually(lambda: _async((event.incident_id, 2) in recorder.seen), what="retry")
+    assert (event.incident_id, 1) not in recorder.seen
+
+
+async def test_retries_are_bounded_and_the_last_failure_is_dead_lettered(
+    consuming: tuple[Recorder, str], nc: NatsClient, store: EventStore
+) -> None:
+    _, service = consuming
+    event = reported(correlation_id="fail-always")
+    await store.append(event, msg_id=event.event_id, expected_version=0)
+    letters = await eventually(
+        lambda: _mine(dead_letters_for(nc.jetstream(), service), event.incident_id),
+        what="dead letter after retries",
+    )
+    assert letters[0].reason == "retries_exhausted"
+    assert letters[0].deliveries == 3
+    assert "the database is down" in letters[0].error
+
+
+async def test_a_permanent_failure_is_dead_lettered_at_once(
+    consuming: tuple[Recorder, str], nc: NatsClient, store: EventStore
+) -> None:
+    _, service = consuming
+    event = reported(correlation_id="reject")
+    await store.append(event, msg_id=event.event_id, expected_version=0)
+    letters = await eventually(
+        lambda: _mine(dead_letters_for(nc.jetstream(), service), event.incident_id),
+        what="dead letter",
+    )
+    assert letters[0].reason == "rejected"
+    assert letters[0].deliveries == 1
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def _mine(letters_coro: object, incident_id: str) -> list[DeadLetter]:
+    letters: list[DeadLetter] = await letters_coro  # type: ignore[misc]
+    return [letter for letter in letters if incident_id in letter.original_subject]
+
+
+CRASHING_CONSUMER = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from faststream.nats import NatsBroker
+    from prometheus_client import CollectorRegistry
+    from civicgrid.events.consumer import ConsumerMetrics, ConsumerSpec, attach_event_consumer
+    from civicgrid.events.dead_letters import DeadLetterPublisher
+
+    url, incident_id = sys.argv[1], sys.argv[2]
+
+    async def handler(event, delivery):
+        if event.incident_id == incident_id:
+            print("got", delivery.deliveries, flush=True)
+            os._exit(9)  # killed mid-handling: no ack, no nak, no goodbye
+
+    async def main():
+        broker = NatsBroker(url)
+        spec = ConsumerSpec(service="crash", durable="crash-c",
+                            filter_subjects=(f"incident.{incident_id}.reported",), ack_wait_s=1.0)
+        attach_event_consumer(broker, spec, handler,
+                              DeadLetterPublisher(lambda: broker.connection.jetstream(), "crash"),
+                              ConsumerMetrics.create(CollectorRegistry()))
+        await broker.start()
+        await asyncio.sleep(30)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_consumer_killed_before_ack_gets_the_message_again(
+    nats_server: EmbeddedNats, store: EventStore, nc: NatsClient
+) -> None:
+    event = reported()
+    await store.append(event, msg_id=event.event_id, expected_version=0)
+    outputs = []
+    for _ in range(2):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CRASHING_CONSUMER,
+            nats_server.client_url,
+            event.incident_id,
+            stdout=subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+        assert proc.returncode == 9
+        outputs.extend(line for line in out.decode().splitlines() if line.startswith("got"))
+    assert outputs == ["got 1", "got 2"]
+    await nc.jetstream().delete_consumer(streams.INCIDENTS, "crash-c")

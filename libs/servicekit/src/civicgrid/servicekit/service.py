@@ -1,0 +1,188 @@
+"""The shape every civicgrid service shares: a FastStream NATS broker, an HTTP app with
+/healthz, /readyz and /metrics, and start-up hooks that run once the bus is connected.
+
+A service's own ``app.py`` is its composition root: it builds a ``Service``, attaches its
+consumers and routes, and hands it to ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+import uvicorn
+from civicgrid.events.consumer import (
+    ConsumerMetrics,
+    ConsumerSpec,
+    EventConsumer,
+    EventHandler,
+    attach_event_consumer,
+)
+from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.store import EventStore
+from civicgrid.servicekit.logging import configure_logging
+from civicgrid.servicekit.settings import ServiceSettings
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from nats.js import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+log = structlog.get_logger("civicgrid.service")
+
+Hook = Callable[[], Awaitable[None]]
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+LAG_POLL_INTERVAL_S = 5.0
+
+
+@dataclass
+class Service:
+    settings: ServiceSettings
+    title: str
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    broker: NatsBroker = field(init=False)
+    http: FastAPI = field(init=False)
+    consumers: list[EventConsumer] = field(default_factory=list)
+    on_connected: list[Hook] = field(default_factory=list)
+    on_stopping: list[Hook] = field(default_factory=list)
+    readiness_checks: list[ReadinessCheck] = field(default_factory=list)
+    _started: bool = False
+    _store: EventStore | None = None
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.broker = NatsBroker(
+            self.settings.nats_url,
+            name=self.settings.instance,
+            middlewares=[
+                NatsPrometheusMiddleware(registry=self.registry, app_name=self.settings.service)
+            ],
+            max_reconnect_attempts=-1,
+            # Per-message lines at DEBUG: at INFO they would drown the service's own log.
+            log_level=logging.DEBUG,
+        )
+        self.consumer_metrics = ConsumerMetrics.create(self.registry)
+        self.consumer_pending = Gauge(
+            "civicgrid_consumer_pending",
+            "Messages not yet delivered to a consumer (its lag)",
+            ["service", "consumer"],
+            registry=self.registry,
+        )
+        self.dead_letters = DeadLetterPublisher(lambda: self.jetstream, self.settings.service)
+        self.http = FastAPI(title=self.title, lifespan=self._lifespan)
+        self._add_operational_routes()
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        return self.broker.connection.jetstream()
+
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            raise RuntimeError("the event store is available once the bus is connected")
+        return self._store
+
+    def consume(self, spec: ConsumerSpec, handler: EventHandler) -> EventConsumer:
+        consumer = attach_event_consumer(
+            self.broker, spec, handler, self.dead_letters, self.consumer_metrics
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    async def start(self) -> None:
+        configure_logging(self.settings.service, self.settings.log_level)
+        await self.broker.connect()
+        self._store = EventStore(self.jetstream)
+        for hook in self.on_connected:
+            await hook()
+        await self.broker.start()
+        self._background.append(asyncio.create_task(self._watch_consumer_lag()))
+        self._started = True
+        log.info(
+            "service_started",
+            port=self.settings.http_port,
+            nats=_without_credentials(self.settings.nats_url),
+        )
+
+    async def stop(self) -> None:
+        self._started = False
+        for task in self._background:
+            task.cancel()
+        for hook in self.on_stopping:
+            await hook()
+        await self.broker.stop()
+        log.info("service_stopped")
+
+    async def problems(self) -> list[str]:
+        found: list[str] = []
+        if not self._started:
+            found.append("starting")
+        elif not self.broker.connection.is_connected:
+            found.append("not connected to NATS")
+        for check in self.readiness_checks:
+            problem = await check()
+            if problem:
+                found.append(problem)
+        return found
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    def _add_operational_routes(self) -> None:
+        @self.http.get("/healthz", include_in_schema=False)
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": self.settings.service}
+
+        @self.http.get("/readyz", include_in_schema=False)
+        async def readyz() -> JSONResponse:
+            problems = await self.problems()
+            status = 200 if not problems else 503
+            body = {"ready": not problems, "service": self.settings.service, "problems": problems}
+            return JSONResponse(body, status_code=status)
+
+        @self.http.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def _watch_consumer_lag(self) -> None:
+        while True:
+            for consumer in self.consumers:
+                spec = consumer.spec
+                try:
+                    info = await self.jetstream.consumer_info(spec.stream, spec.durable)
+                except Exception as exc:
+                    log.warning("lag_sample_failed", consumer=spec.durable, error=str(exc))
+                    continue
+                pending = (info.num_pending or 0) + (info.num_ack_pending or 0)
+                self.consumer_pending.labels(self.settings.service, spec.durable).set(pending)
+            await asyncio.sleep(LAG_POLL_INTERVAL_S)
+
+
+def _without_credentials(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def run(service: Service) -> None:
+    config = uvicorn.Config(
+        service.http,
+        host=service.settings.http_host,
+        port=service.settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()

@@ -1,2 +1,63 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""The ``civicgrid`` command. Every option also reads an environment variable; none prompts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from civicgrid.cli.up import UpOptions, default_ports, run_up
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="civicgrid", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser(
+        "up", help="run NATS (embedded unless --nats) and the four services; Ctrl-C stops"
+    )
+    up.add_argument(
+        "--config",
+        default=env("CIVICGRID_CONFIG"),
+        help="city config directory [CIVICGRID_CONFIG; default: the shipped city]",
+    )
+    up.add_argument(
+        "--data-dir",
+        default=env("CIVICGRID_DATA_DIR", "data"),
+        help="where the embedded NATS keeps its files, logs and credentials"
+        " [CIVICGRID_DATA_DIR; default: ./data]",
+    )
+    up.add_argument(
+        "--nats",
+        default=env("CIVICGRID_NATS_URL"),
+        help="use this NATS instead of starting one [CIVICGRID_NATS_URL]",
+    )
+    up.add_argument(
+        "--nats-port",
+        type=int,
+        default=int(env("CIVICGRID_NATS_PORT", "4222")),
+        help="port of the embedded NATS [CIVICGRID_NATS_PORT; default 4222]",
+    )
+    up.add_argument(
+        "--host",
+        default=env("CIVICGRID_HTTP_HOST", "127.0.0.1"),
+        help="address the services' HTTP listens on [CIVICGRID_HTTP_HOST]",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "up":
+        options = UpOptions(
+            data_dir=Path(args.data_dir).resolve(),
+            config_dir=Path(args.config) if args.config else None,
+            nats_url=args.nats,
+            nats_port=args.nats_port,
+            http_host=args.host,
+            ports=default_ports(),
+            dev_api_key=os.environ.get("CIVICGRID_DEV_API_KEY"),
+        )
+        raise SystemExit(asyncio.run(run_up(options)))

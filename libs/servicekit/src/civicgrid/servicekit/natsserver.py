@@ -90,6 +90,8 @@ class EmbeddedNats:
     def start(self, *, log_file: Path | None = None, deadline_s: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file().write_text(self.render_config())
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
         output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [str(nats_server_binary()), "-c", str(self.config_file())],

@@ -1,0 +1,106 @@
+"""Runs the services as child processes, restarts one that dies, stops them all in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_BACKOFF_S = 30.0
+# A child that ran this long before dying counts as healthy: its next restart is immediate.
+HEALTHY_RUN_S = 60.0
+STOP_GRACE_S = 15.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    children: list[Child]
+    on_event: EventPrinter
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start_all(self) -> None:
+        for child in self.children:
+            await self._spawn(child)
+
+    async def run_until_stopped(self) -> None:
+        watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
+        await self._stopping.wait()
+        await self._terminate_all()
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def _spawn(self, child: Child) -> None:
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(child.log_path, "ab")  # noqa: SIM115, ASYNC230 - brief, local, append-only
+        try:
+            child.process = await asyncio.create_subprocess_exec(
+                *child.argv,
+                env=child.env,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                # Own process group: a terminal's Ctrl-C reaches only the supervisor, which
+                # then stops the children in order instead of all dying at once.
+                start_new_session=True,
+            )
+        finally:
+            log_file.close()
+        child.started_at = time.monotonic()
+
+    async def _watch(self, child: Child) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            assert child.process is not None
+            code = await child.process.wait()
+            if self._stopping.is_set():
+                return
+            ran_for = time.monotonic() - child.started_at
+            if ran_for > HEALTHY_RUN_S:
+                backoff = 1.0
+            self.on_event(f"{child.name} exited with code {code}; restarting in {backoff:.0f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+            if self._stopping.is_set():
+                return
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            child.restarts += 1
+            await self._spawn(child)
+
+    async def _terminate_all(self) -> None:
+        running = [c for c in self.children if c.process and c.process.returncode is None]
+        for child in running:
+            assert child.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+        for child in running:
+            assert child.process is not None
+            try:
+                await asyncio.wait_for(child.process.wait(), timeout=STOP_GRACE_S)
+            except TimeoutError:
+                self.on_event(f"{child.name} did not stop in {STOP_GRACE_S}s; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                await child.process.wait()
+
+
+class EventPrinter:
+    def __call__(self, message: str) -> None:
+        print(f"[civicgrid] {message}", flush=True)

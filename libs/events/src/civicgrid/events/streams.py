@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from civicgrid.events import subjects
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BucketNotFoundError, NotFoundError
 
 INCIDENTS = "INCIDENTS"
 SLA_TIMERS = "SLA_TIMERS"
 DLQ = "DLQ"
+ROUTING_POLICY_BUCKET = "ROUTING_POLICY"
 
 # Long enough to cover any client's retry of one command; handlers stay idempotent beyond it.
 DUPLICATE_WINDOW_S = 10 * 60.0
@@ -61,6 +68,7 @@ def all_streams(replicas: int = 1) -> list[StreamConfig]:
 
 
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update every stream and bucket; run by an admin identity before services start."""
     for config in all_streams(replicas):
         assert config.name is not None
         try:
@@ -69,3 +77,16 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+    try:
+        await js.key_value(ROUTING_POLICY_BUCKET)
+    except BucketNotFoundError:
+        # Every version is kept: incidents in flight keep deciding with the one they started on.
+        await js.create_key_value(
+            KeyValueConfig(
+                bucket=ROUTING_POLICY_BUCKET,
+                description="Routing policy versions: key 'current' and one key per version",
+                history=64,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )

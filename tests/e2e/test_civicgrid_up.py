@@ -1,0 +1,199 @@
+"""``civicgrid up`` as a user runs it: a real process tree, real ports, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+from nats.errors import Error as NatsError
+
+from civicgrid.events.store import EventStore
+from civicgrid.events.testing.factories import reported
+from civicgrid.servicekit.natsserver import free_port
+
+SERVICES = ("intake", "routing", "sla", "reporting")
+START_DEADLINE_S = 90.0
+
+
+@dataclass
+class RunningUp:
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    nats_port: int
+    data_dir: Path
+    output: list[str]
+
+    def wait_for_line(self, text: str, deadline_s: float) -> None:
+        deadline = time.monotonic() + deadline_s
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                if self.process.poll() is not None:
+                    break
+                continue
+            self.output.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"{text!r} not printed within {deadline_s}s: {''.join(self.output)}")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        remaining, _ = self.process.communicate(timeout=60)
+        self.output.append(remaining)
+        return self.process.returncode
+
+
+def start_up(data_dir: Path, nats_port: int | None = None) -> RunningUp:
+    ports = {service: free_port() for service in SERVICES}
+    nats_port = nats_port or free_port()
+    env = {
+        **os.environ,
+        "CIVICGRID_DATA_DIR": str(data_dir),
+        "CIVICGRID_NATS_PORT": str(nats_port),
+        **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
+    }
+    env.pop("CIVICGRID_NATS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "civicgrid.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return RunningUp(process, ports, nats_port, data_dir, [])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def up(data_dir: Path) -> Iterator[RunningUp]:
+    running = start_up(data_dir)
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+def _children_of(pid: int) -> list[int]:
+    result = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in result.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_answers_readyz_on_all_four_ports_and_stops_cleanly(up: RunningUp) -> None:
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    children = _children_of(up.process.pid)
+    assert len(children) == 5, "nats-server and four services"
+    for service, port in up.ports.items():
+        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert response.status_code == 200, (service, response.text)
+        assert response.json() == {"ready": True, "service": service, "problems": []}
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "civicgrid_consumer_pending" in metrics
+    assert up.stop() == 0
+    text = "".join(up.output)
+    assert "services stopped" in text and "nats-server stopped" in text
+    assert not [pid for pid in children if _alive(pid)]
+
+
+def test_a_service_that_dies_is_restarted(up: RunningUp) -> None:
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    before = {
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-f", "civicgrid.sla"], capture_output=True, text=True, check=False
+        ).stdout.split()
+    }
+    victims = [pid for pid in _children_of(up.process.pid) if pid in before]
+    assert len(victims) == 1
+    os.kill(victims[0], signal.SIGKILL)
+    up.wait_for_line("sla exited with code -9", 30)
+    deadline = time.monotonic() + START_DEADLINE_S
+    ready = False
+    while time.monotonic() < deadline and not ready:
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{up.ports['sla']}/readyz", timeout=2).is_success
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    assert ready
+    assert up.stop() == 0
+
+
+async def _count_incident_messages(url: str) -> int:
+    client = await nats.connect(url)
+    try:
+        info = await client.jetstream().stream_info("INCIDENTS")
+        return info.state.messages
+    finally:
+        await client.close()
+
+
+async def test_a_second_up_on_the_same_data_dir_resumes(data_dir: Path) -> None:
+    first = start_up(data_dir)
+    try:
+        first.wait_for_line("civicgrid is up", START_DEADLINE_S)
+        credentials = json.loads((data_dir / "credentials.json").read_text())
+        admin = f"nats://admin:{credentials['passwords']['admin']}@127.0.0.1:{first.nats_port}"
+        client = await nats.connect(admin)
+        probe = reported()
+        await EventStore(client.jetstream()).append(
+            probe, msg_id="resume-probe", expected_version=0
+        )
+        await client.close()
+        before = await _count_incident_messages(admin)
+    finally:
+        assert first.stop() == 0
+
+    second = start_up(data_dir, nats_port=first.nats_port)
+    try:
+        second.wait_for_line("civicgrid is up", START_DEADLINE_S)
+        again = json.loads((data_dir / "credentials.json").read_text())
+        assert again == credentials
+        assert await _count_incident_messages(admin) == before
+    finally:
+        assert second.stop() == 0
+
+
+async def test_embedded_nats_refuses_anonymous_and_limits_each_user(up: RunningUp) -> None:
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    credentials = json.loads((up.data_dir / "credentials.json").read_text())["passwords"]
+    base = f"127.0.0.1:{up.nats_port}"
+    with pytest.raises(NatsError):
+        await nats.connect(f"nats://{base}", max_reconnect_attempts=0, allow_reconnect=False)
+
+    external = await nats.connect(f"nats://external:{credentials['external']}@{base}")
+    js = external.jetstream()
+    with pytest.raises(NatsError):
+        # Publishing an event straight into the store is refused: externals go through intake.
+        await js.publish("incident.FORGED.resolved", b"{}", timeout=2)
+    # Reading the event stream is allowed.
+    assert (await js.stream_info("INCIDENTS")).config.name == "INCIDENTS"
+    await external.close()
+
+    reporting = await nats.connect(f"nats://reporting:{credentials['reporting']}@{base}")
+    with pytest.raises(NatsError):
+        await reporting.jetstream().publish("incident.FORGED.assigned", b"{}", timeout=2)
+    await reporting.close()

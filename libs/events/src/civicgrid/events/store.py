@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -9,6 +11,8 @@ from dataclasses import dataclass
 from civicgrid.events import streams, subjects, wire
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.models import load_event_json
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
@@ -70,6 +74,7 @@ class EventStore:
     def __init__(self, js: JetStreamContext, *, timeout: float = 5.0) -> None:
         self._js = js
         self._timeout = timeout
+        self._reply_router: _ReplyRouter | None = None
 
     async def append(
         self,
@@ -169,19 +174,18 @@ class EventStore:
             next_sequence = batch[-1].sequence + 1
 
     async def _direct_get_batch(self, filter_subject: str, from_sequence: int) -> list[_RawMessage]:
-        nc = self._js._nc
-        inbox = nc.new_inbox()
-        subscription = await nc.subscribe(inbox)
+        replies = await self._replies()
+        token, queue = replies.open()
         try:
             request = {"seq": from_sequence, "next_by_subj": filter_subject, "batch": _BATCH}
-            await nc.publish(
+            await self._js._nc.publish(
                 f"$JS.API.DIRECT.GET.{streams.INCIDENTS}",
                 json.dumps(request).encode(),
-                reply=inbox,
+                reply=replies.subject(token),
             )
             received: list[_RawMessage] = []
             while True:
-                msg = await subscription.next_msg(timeout=self._timeout)
+                msg = await asyncio.wait_for(queue.get(), timeout=self._timeout)
                 headers = dict(msg.headers or {})
                 status = headers.get("Status")
                 if status in ("404", "204"):
@@ -193,4 +197,44 @@ class EventStore:
                     )
                 received.append(_RawMessage(int(headers["Nats-Sequence"]), headers, msg.data))
         finally:
-            await subscription.unsubscribe()
+            replies.close(token)
+
+    async def _replies(self) -> _ReplyRouter:
+        if self._reply_router is None:
+            router = _ReplyRouter(self._js._nc.new_inbox())
+            await router.subscribe(self._js._nc)
+            self._reply_router = router
+        return self._reply_router
+
+
+class _ReplyRouter:
+    """One wildcard inbox for every history read, routed by token.
+
+    A batched Direct Get answers with several messages, so nats-py's request() does not fit;
+    a subscription per read would cost a SUB and an UNSUB round of protocol each time.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._queues: dict[str, asyncio.Queue[Msg]] = {}
+        self._counter = itertools.count()
+
+    async def subscribe(self, nc: NatsClient) -> None:
+        await nc.subscribe(f"{self._prefix}.*", cb=self._route)
+
+    def subject(self, token: str) -> str:
+        return f"{self._prefix}.{token}"
+
+    def open(self) -> tuple[str, asyncio.Queue[Msg]]:
+        token = str(next(self._counter))
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._queues[token] = queue
+        return token, queue
+
+    def close(self, token: str) -> None:
+        self._queues.pop(token, None)
+
+    async def _route(self, msg: Msg) -> None:
+        queue = self._queues.get(msg.subject.rsplit(".", 1)[-1])
+        if queue is not None:  # a late reply to a read that gave up is dropped
+            queue.put_nowait(msg)

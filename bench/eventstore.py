@@ -1,0 +1,51 @@
+"""The event store against the raw baseline: appends with concurrency checks, history loads."""
+
+from __future__ import annotations
+
+from civicgrid.events.store import EventStore
+from civicgrid.events.testing.factories import accepted, reported
+from nats.aio.client import Client as NatsClient
+
+from bench.harness import Figure, Stopwatch
+
+
+async def append_new_incidents(client: NatsClient, count: int) -> Figure:
+    """Create incidents one at a time with expected_version=0: intake's report path."""
+    store = EventStore(client.jetstream())
+    events = [reported() for _ in range(count)]
+    with Stopwatch() as watch:
+        for event in events:
+            await store.append(event, msg_id=event.event_id, expected_version=0)
+    return Figure("store.append (new incident, concurrency check)", count, watch.seconds)
+
+
+async def load_histories(client: NatsClient, count: int, events_each: int = 8) -> Figure:
+    """Load incidents of ``events_each`` events: what every command does before deciding."""
+    store = EventStore(client.jetstream())
+    incident_ids = []
+    for _ in range(count):
+        first = reported()
+        version = (await store.append(first, msg_id=first.event_id, expected_version=0)).sequence
+        more = [accepted(first.incident_id) for _ in range(events_each - 1)]
+        await store.append_all(more, msg_id_prefix=first.event_id, expected_version=version)
+        incident_ids.append(first.incident_id)
+    with Stopwatch() as watch:
+        for incident_id in incident_ids:
+            history = await store.load(incident_id)
+            assert len(history) == events_each
+    return Figure(f"store.load ({events_each}-event history)", count, watch.seconds, "loads/s")
+
+
+async def optional_figures() -> list[str]:
+    """Figures from parts that may not be installed in every checkout (the city lookup)."""
+    lines: list[str] = []
+    try:
+        from civicgrid.city.bench import bench_lookup
+    except ImportError:
+        return lines
+    rate = bench_lookup(20_000)
+    lines.append("city:")
+    lines.append(
+        f"  {'point -> micro-grid -> grid -> community lookup':<58} {rate:>12,.0f} lookups/s"
+    )
+    return lines

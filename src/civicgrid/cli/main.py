@@ -7,7 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from civicgrid.cli.up import UpOptions, default_ports, run_up
+from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +45,22 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CIVICGRID_HTTP_HOST", "127.0.0.1"),
         help="address the services' HTTP listens on [CIVICGRID_HTTP_HOST]",
     )
+
+    provision = commands.add_parser(
+        "provision",
+        help="create or update the streams and buckets on an existing NATS (admin identity)",
+    )
+    provision.add_argument(
+        "--nats",
+        default=env("CIVICGRID_NATS_URL", "nats://127.0.0.1:4222"),
+        help="NATS URL with an identity allowed to manage streams [CIVICGRID_NATS_URL]",
+    )
+    provision.add_argument(
+        "--replicas",
+        type=int,
+        default=int(env("CIVICGRID_STREAM_REPLICAS", "1")),
+        help="stream replicas: 1 for a single server, 3 for a cluster [CIVICGRID_STREAM_REPLICAS]",
+    )
     return parser
 
 
@@ -61,3 +77,6 @@ def main(argv: list[str] | None = None) -> None:
             dev_api_key=os.environ.get("CIVICGRID_DEV_API_KEY"),
         )
         raise SystemExit(asyncio.run(run_up(options)))
+    if args.command == "provision":
+        asyncio.run(provision(args.nats, replicas=args.replicas))
+        print(f"streams and buckets provisioned with {args.replicas} replica(s)")

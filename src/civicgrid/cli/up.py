@@ -35,10 +35,10 @@ class UpOptions:
     dev_api_key: str | None
 
 
-async def provision(url: str) -> None:
+async def provision(url: str, replicas: int = 1) -> None:
     client = await nats.connect(url, name="civicgrid-provisioner", connect_timeout=5)
     try:
-        await ensure_streams(client.jetstream())
+        await ensure_streams(client.jetstream(), replicas=replicas)
     finally:
         await client.drain()
 

@@ -22,7 +22,7 @@ from civicgrid.events.consumer import (
 )
 from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.factories import reported
+from civicgrid.events.testing.factories import accepted, reported
 from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from faststream.nats import NatsBroker
@@ -234,3 +234,41 @@ async def test_a_consumer_killed_before_ack_gets_the_message_again(
         outputs.extend(line for line in out.decode().splitlines() if line.startswith("got"))
     assert outputs == ["got 1", "got 2"]
     await nc.jetstream().delete_consumer(streams.INCIDENTS, "crash-c")
+
+
+async def test_events_of_one_incident_are_handled_in_stream_order(
+    nats_server: EmbeddedNats, store: EventStore
+) -> None:
+    first = reported()
+    version = (await store.append(first, msg_id=first.event_id, expected_version=0)).sequence
+    followers = [accepted(first.incident_id, correlation_id=f"n{n}") for n in range(30)]
+    await store.append_all(followers, msg_id_prefix=first.event_id, expected_version=version)
+    handled: list[str] = []
+
+    async def uneven_handler(event: IncidentEvent, delivery: Delivery) -> None:
+        # Uneven work per message: without the per-incident lock, FastStream's concurrent
+        # batch handling would finish these out of order.
+        if event.correlation_id.endswith(("0", "2", "4")):
+            await asyncio.sleep(0.005)
+        handled.append(event.event_id)
+
+    broker = NatsBroker(nats_server.client_url)
+    spec = ConsumerSpec(
+        service="order",
+        durable="order-c",
+        filter_subjects=(f"incident.{first.incident_id}.*",),
+        batch_size=64,
+    )
+    attach_event_consumer(
+        broker,
+        spec,
+        uneven_handler,
+        DeadLetterPublisher(lambda: broker.connection.jetstream(), "order"),
+        ConsumerMetrics.create(CollectorRegistry()),
+    )
+    await broker.start()
+    try:
+        await eventually(lambda: _async(len(handled) == 31), what="all handled")
+    finally:
+        await broker.stop()
+    assert handled == [first.event_id, *(event.event_id for event in followers)]

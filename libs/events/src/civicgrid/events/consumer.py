@@ -106,6 +106,7 @@ class EventConsumer:
     dead_letters: DeadLetterPublisher
     metrics: ConsumerMetrics
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _lock_users: dict[str, int] = field(default_factory=dict)
 
     async def on_message(self, msg: Msg) -> None:
         deliveries = msg.metadata.num_delivered
@@ -114,13 +115,17 @@ class EventConsumer:
         except (ValueError, UnknownEventType, UpcastError, ValidationError) as exc:
             await self._dead_letter(msg, "unreadable", exc)
             return
-        lock = self._locks.setdefault(event.incident_id, asyncio.Lock())
+        key = event.incident_id
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._lock_users[key] = self._lock_users.get(key, 0) + 1
         try:
             async with lock:
                 await self._handle(msg, event, deliveries)
         finally:
-            if not lock.locked() and not lock._waiters:
-                self._locks.pop(event.incident_id, None)
+            # Forget the lock once no message of this incident holds or awaits it.
+            self._lock_users[key] -= 1
+            if self._lock_users[key] == 0:
+                del self._lock_users[key], self._locks[key]
 
     async def _handle(self, msg: Msg, event: IncidentEvent, deliveries: int) -> None:
         bound = structlog.contextvars.bound_contextvars(

@@ -17,15 +17,16 @@ from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
     Delivery,
+    EventConsumer,
+    EventHandler,
     PermanentFailure,
-    attach_event_consumer,
+    PullLoop,
 )
 from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import accepted, reported
 from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats
-from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
@@ -60,12 +61,11 @@ async def dead_letters_for(js: JetStreamContext, service: str) -> list[DeadLette
 
 @pytest_asyncio.fixture
 async def consuming(
-    nats_server: EmbeddedNats, request: pytest.FixtureRequest
+    nc: NatsClient, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[Recorder, str]]:
     # Each test has its own service name, durable and DLQ subject; the consumer sees every
     # reported event in the stream, and assertions look only at the test's own incidents.
     service = request.node.name.removeprefix("test_")[:40].replace("_", "-")
-    broker = NatsBroker(nats_server.client_url)
     recorder = Recorder()
     spec = ConsumerSpec(
         service=service,
@@ -74,24 +74,23 @@ async def consuming(
         max_deliver=3,
         backoff_s=(0.05, 0.05),
     )
-    attach_event_consumer(
-        broker,
+    loop = await start_consuming(nc, spec, recorder)
+    yield recorder, service
+    await loop.stop()
+    await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def start_consuming(nc: NatsClient, spec: ConsumerSpec, handler: EventHandler) -> PullLoop:
+    js = nc.jetstream()
+    consumer = EventConsumer(
         spec,
-        recorder,
-        DeadLetterPublisher(lambda: broker.connection.jetstream(), service),
+        handler,
+        DeadLetterPublisher(lambda: js, spec.service),
         ConsumerMetrics.create(CollectorRegistry()),
     )
-    await broker.start()
-    yield recorder, service
-    await broker.stop()
-    js = (await _connect(nats_server)).jetstream()
-    await js.delete_consumer(streams.INCIDENTS, spec.durable)
-
-
-async def _connect(server: EmbeddedNats) -> NatsClient:
-    import nats
-
-    return await nats.connect(server.client_url)
+    loop = PullLoop(consumer, js)
+    await loop.start()
+    return loop
 
 
 async def test_a_poison_message_goes_to_the_dlq_and_the_next_is_still_handled(
@@ -187,9 +186,9 @@ async def _mine(letters_coro: object, incident_id: str) -> list[DeadLetter]:
 CRASHING_CONSUMER = textwrap.dedent(
     """
     import asyncio, os, sys
-    from faststream.nats import NatsBroker
+    import nats
     from prometheus_client import CollectorRegistry
-    from civicgrid.events.consumer import ConsumerMetrics, ConsumerSpec, attach_event_consumer
+    from civicgrid.events.consumer import ConsumerMetrics, ConsumerSpec, EventConsumer, PullLoop
     from civicgrid.events.dead_letters import DeadLetterPublisher
 
     url, incident_id = sys.argv[1], sys.argv[2]
@@ -200,13 +199,12 @@ CRASHING_CONSUMER = textwrap.dedent(
             os._exit(9)  # killed mid-handling: no ack, no nak, no goodbye
 
     async def main():
-        broker = NatsBroker(url)
+        js = (await nats.connect(url)).jetstream()
         spec = ConsumerSpec(service="crash", durable="crash-c",
                             filter_subjects=(f"incident.{incident_id}.reported",), ack_wait_s=1.0)
-        attach_event_consumer(broker, spec, handler,
-                              DeadLetterPublisher(lambda: broker.connection.jetstream(), "crash"),
-                              ConsumerMetrics.create(CollectorRegistry()))
-        await broker.start()
+        consumer = EventConsumer(spec, handler, DeadLetterPublisher(lambda: js, "crash"),
+                                 ConsumerMetrics.create(CollectorRegistry()))
+        await PullLoop(consumer, js).start()
         await asyncio.sleep(30)
 
     asyncio.run(main())
@@ -237,7 +235,7 @@ async def test_a_consumer_killed_before_ack_gets_the_message_again(
 
 
 async def test_events_of_one_incident_are_handled_in_stream_order(
-    nats_server: EmbeddedNats, store: EventStore
+    nc: NatsClient, store: EventStore
 ) -> None:
     first = reported()
     version = (await store.append(first, msg_id=first.event_id, expected_version=0)).sequence
@@ -252,23 +250,15 @@ async def test_events_of_one_incident_are_handled_in_stream_order(
             await asyncio.sleep(0.005)
         handled.append(event.event_id)
 
-    broker = NatsBroker(nats_server.client_url)
     spec = ConsumerSpec(
         service="order",
         durable="order-c",
         filter_subjects=(f"incident.{first.incident_id}.*",),
         batch_size=64,
     )
-    attach_event_consumer(
-        broker,
-        spec,
-        uneven_handler,
-        DeadLetterPublisher(lambda: broker.connection.jetstream(), "order"),
-        ConsumerMetrics.create(CollectorRegistry()),
-    )
-    await broker.start()
+    loop = await start_consuming(nc, spec, uneven_handler)
     try:
         await eventually(lambda: _async(len(handled) == 31), what="all handled")
     finally:
-        await broker.stop()
+        await loop.stop()
     assert handled == [first.event_id, *(event.event_id for event in followers)]

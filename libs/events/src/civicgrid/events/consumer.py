@@ -4,16 +4,25 @@
   DLQ at once and the consumer moves on.
 - A handler error is retried with back-off (NAK with delay) up to ``max_deliver``; the last
   failure goes to the DLQ with the error. Nothing is dropped silently, nothing blocks.
-- FastStream runs one fetched batch concurrently; a per-incident lock keeps the events of one
-  incident in stream order inside a replica. Across replicas, handlers stay correct by deriving
-  state from the incident's own history and appending with optimistic concurrency.
+- Each fetched batch is handled whole: incidents concurrently, the events of one incident one
+  after another in stream order; an event that fails holds back the later events of its
+  incident. Across replicas, handlers stay correct by deriving state from the incident's own
+  history and appending with optimistic concurrency.
+
+Why not a FastStream subscriber: its pull subscriber either starts every message of a batch as
+its own task (so an incident's events can overtake each other) or waits for a full batch; and
+nats-py's ``fetch(n)`` holds a lone message until the fetch's timeout. The loop here waits for
+one message, then takes what the consumer says is pending, so a lone event is handled at once
+and a busy stream is still read in batches. FastStream keeps the broker, request/reply and its
+Prometheus middleware; this loop records its own metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 from civicgrid.events import streams
@@ -21,13 +30,14 @@ from civicgrid.events.base import IncidentEvent
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.models import UnknownEventType, load_event_json
 from civicgrid.events.upcasting import UpcastError
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
 from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from prometheus_client import CollectorRegistry, Counter
+from nats.js.errors import FetchTimeoutError
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
 log = structlog.get_logger("civicgrid.consumer")
@@ -80,6 +90,7 @@ class ConsumerSpec:
 class ConsumerMetrics:
     handled: Counter
     dead_lettered: Counter
+    handling_seconds: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
@@ -96,6 +107,12 @@ class ConsumerMetrics:
                 ["service", "consumer", "reason"],
                 registry=registry,
             ),
+            handling_seconds=Histogram(
+                "civicgrid_consumer_handling_seconds",
+                "Time a handler took for one event, by event type",
+                ["service", "consumer", "event_type"],
+                registry=registry,
+            ),
         )
 
 
@@ -105,29 +122,38 @@ class EventConsumer:
     handler: EventHandler
     dead_letters: DeadLetterPublisher
     metrics: ConsumerMetrics
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _lock_users: dict[str, int] = field(default_factory=dict)
 
-    async def on_message(self, msg: Msg) -> None:
-        deliveries = msg.metadata.num_delivered
-        try:
-            event = load_event_json(msg.data)
-        except (ValueError, UnknownEventType, UpcastError, ValidationError) as exc:
-            await self._dead_letter(msg, "unreadable", exc)
-            return
-        key = event.incident_id
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._lock_users[key] = self._lock_users.get(key, 0) + 1
-        try:
-            async with lock:
-                await self._handle(msg, event, deliveries)
-        finally:
-            # Forget the lock once no message of this incident holds or awaits it.
-            self._lock_users[key] -= 1
-            if self._lock_users[key] == 0:
-                del self._lock_users[key], self._locks[key]
+    async def on_batch(self, messages: Sequence[Msg]) -> None:
+        """Handle one fetched batch: incidents concurrently, each incident's events in order."""
+        by_incident: dict[str, list[tuple[Msg, IncidentEvent]]] = {}
+        for msg in messages:
+            try:
+                event = load_event_json(msg.data)
+            except (ValueError, UnknownEventType, UpcastError, ValidationError) as exc:
+                await self._dead_letter(msg, "unreadable", exc)
+                continue
+            by_incident.setdefault(event.incident_id, []).append((msg, event))
+        outcomes = await asyncio.gather(
+            *(self._handle_in_order(group) for group in by_incident.values()),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                # Acking or dead-lettering itself failed (the connection went away): the
+                # messages stay unacknowledged and the server delivers them again.
+                log.error("batch_outcome_not_recorded", error=_describe(outcome))
 
-    async def _handle(self, msg: Msg, event: IncidentEvent, deliveries: int) -> None:
+    async def _handle_in_order(self, group: list[tuple[Msg, IncidentEvent]]) -> None:
+        for index, (msg, event) in enumerate(group):
+            handled = await self._handle(msg, event, msg.metadata.num_delivered)
+            if not handled:
+                # The rest must not overtake the event that failed: they wait for its retry.
+                for later, _ in group[index + 1 :]:
+                    await later.nak(delay=self.spec.delay_after(later.metadata.num_delivered))
+                return
+
+    async def _handle(self, msg: Msg, event: IncidentEvent, deliveries: int) -> bool:
+        """Handle one event; False when it was left for a retry."""
         bound = structlog.contextvars.bound_contextvars(
             incident_id=event.incident_id,
             correlation_id=event.correlation_id,
@@ -136,8 +162,12 @@ class EventConsumer:
         )
         with bound:
             delivery = Delivery(msg.subject, msg.metadata.sequence.stream, deliveries)
+            timer = self.metrics.handling_seconds.labels(
+                self.spec.service, self.spec.durable, event.event_type
+            )
             try:
-                await self.handler(event, delivery)
+                with timer.time():
+                    await self.handler(event, delivery)
             except PermanentFailure as exc:
                 await self._dead_letter(msg, "rejected", exc)
             except Exception as exc:
@@ -153,9 +183,11 @@ class EventConsumer:
                     )
                     self.metrics.handled.labels(self.spec.service, self.spec.durable, "retry").inc()
                     await msg.nak(delay=delay)
+                    return False
             else:
                 await msg.ack()
                 self.metrics.handled.labels(self.spec.service, self.spec.durable, "ok").inc()
+            return True
 
     async def _dead_letter(self, msg: Msg, reason: str, exc: BaseException) -> None:
         error = _describe(exc)
@@ -178,27 +210,73 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def attach_event_consumer(
-    broker: NatsBroker,
-    spec: ConsumerSpec,
-    handler: EventHandler,
-    dead_letters: DeadLetterPublisher,
-    metrics: ConsumerMetrics,
-) -> EventConsumer:
-    consumer = EventConsumer(spec, handler, dead_letters, metrics)
+class PullLoop:
+    """Fetches for one EventConsumer until stopped; a stop never abandons a batch half-handled."""
 
-    async def consume(message: NatsMessage) -> None:
-        await consumer.on_message(message.raw_message)
+    IDLE_FETCH_S = 5.0
+    REST_FETCH_S = 0.05
 
-    consume.__name__ = f"{spec.durable}_consume"
-    broker.subscriber(
-        "",
-        stream=JStream(name=spec.stream, declare=False),
-        durable=spec.durable,
-        config=spec.consumer_config(),
-        pull_sub=PullSub(batch_size=spec.batch_size, timeout=5.0),
-        ack_policy=AckPolicy.MANUAL,
-        title=spec.durable,
-        description=f"{spec.service}: {', '.join(spec.filter_subjects)}",
-    )(consume)
-    return consumer
+    def __init__(self, consumer: EventConsumer, jetstream: JetStreamContext) -> None:
+        self._consumer = consumer
+        self._js = jetstream
+        self._stopping = asyncio.Event()
+        self._idle = True
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Bind (creating if needed) the durable consumer, then fetch in the background.
+
+        Binding before returning means that once a service has started, its consumers exist:
+        nothing published after that can be missed, whatever the deliver policy.
+        """
+        spec = self._consumer.spec
+        subscription = await self._js.pull_subscribe(
+            "", durable=spec.durable, stream=spec.stream, config=spec.consumer_config()
+        )
+        self._task = asyncio.create_task(self._run(subscription), name=f"pull:{spec.durable}")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping.set()
+        if self._task is None:
+            return
+        if self._idle:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(self._task, timeout=grace_s)
+
+    async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
+        try:
+            await self._fetch_and_handle(subscription)
+        finally:
+            with contextlib.suppress(Exception):
+                # Only this client's interest ends; the durable consumer and its position stay.
+                await subscription.unsubscribe()
+
+    async def _fetch_and_handle(self, subscription: JetStreamContext.PullSubscription) -> None:
+        spec = self._consumer.spec
+        while not self._stopping.is_set():
+            try:
+                batch = await self._next_batch(subscription)
+            except (TimeoutError, FetchTimeoutError):
+                continue
+            except (ConnectionClosedError, NatsTimeoutError) as exc:
+                # Unacknowledged messages are redelivered; wait for the connection to return.
+                log.warning("fetch_failed", consumer=spec.durable, error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            self._idle = False
+            try:
+                await self._consumer.on_batch(batch)
+            finally:
+                self._idle = True
+
+    async def _next_batch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        # One message with a long poll answers as soon as anything arrives ...
+        batch = await subscription.fetch(1, timeout=self.IDLE_FETCH_S)
+        pending = batch[0].metadata.num_pending
+        if pending:
+            # ... and what the server says is already waiting comes back without a long poll.
+            wanted = min(pending, self._consumer.spec.batch_size - 1)
+            with contextlib.suppress(TimeoutError, FetchTimeoutError):
+                batch += await subscription.fetch(wanted, timeout=self.REST_FETCH_S)
+        return batch

@@ -1,9 +1,10 @@
 """AsyncAPI documents generated from the code: FastStream's, completed with the contract.
 
-FastStream documents every subscriber and publisher it knows. Event consumers take the raw
-message (so that the DLQ sees what could not be parsed), which FastStream cannot type; and
-services write events through the event store, not FastStream publishers. Both gaps are filled
-from the contract: the event union's JSON schema, and ``ownership.WRITERS``.
+FastStream documents the subscribers and publishers it knows (intake's request/reply).
+Event consumers run their own pull loop (see ``civicgrid.events.consumer``) and services write
+events through the event store, not FastStream publishers; both are added from the code's own
+declarations: each service's ``ConsumerSpec``s, ``ownership.WRITERS`` and the event union's
+JSON schema.
 """
 
 from __future__ import annotations
@@ -46,13 +47,31 @@ def asyncapi_document(service: Service) -> dict[str, Any]:
     schemas["IncidentEvent"] = union
     messages = components.setdefault("messages", {})
 
+    channels = document.setdefault("channels", {})
+    operations = document.setdefault("operations", {})
     for consumer in service.consumers:
-        name = consumer.spec.durable
-        for key, message in list(messages.items()):
-            if key.startswith(f"{name}:"):
-                message["payload"] = {"$ref": "#/components/schemas/IncidentEvent"}
-    if not _uses_empty(document):
-        schemas.pop("EmptyPayload", None)
+        spec = consumer.spec
+        message_key = f"{spec.durable}:Event"
+        messages[message_key] = {
+            "title": "IncidentEvent",
+            "contentType": "application/json",
+            "payload": {"$ref": "#/components/schemas/IncidentEvent"},
+            "headers": _cloudevents_headers(),
+        }
+        for index, filter_subject in enumerate(spec.filter_subjects):
+            channel = f"{spec.durable}.{index}"
+            channels[channel] = {
+                "address": filter_subject,
+                "description": (
+                    f"durable pull consumer '{spec.durable}' on stream {spec.stream};"
+                    f" explicit ack, max_deliver {spec.max_deliver}, then dlq.{spec.service}"
+                ),
+                "messages": {"Event": {"$ref": f"#/components/messages/{message_key}"}},
+            }
+            operations[f"consume_{channel}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{channel}"},
+            }
 
     for event_type in WRITERS.get(service.settings.service, ()):
         model = EVENT_CLASSES[event_type].__name__
@@ -64,21 +83,17 @@ def asyncapi_document(service: Service) -> dict[str, Any]:
             "payload": {"$ref": SCHEMA_REF_TEMPLATE.format(model=model)},
             "headers": _cloudevents_headers(),
         }
-        document.setdefault("channels", {})[channel] = {
+        channels[channel] = {
             "address": subjects.events_of_type(event_type).replace(".*.", ".{incident_id}."),
             "description": f"{model} events, appended to the INCIDENTS stream",
             "parameters": {"incident_id": {"description": "the incident's ULID"}},
             "messages": {"Event": {"$ref": f"#/components/messages/{message_key}"}},
         }
-        document.setdefault("operations", {})[f"append_{event_type}"] = {
+        operations[f"append_{event_type}"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{channel}"},
         }
     return document
-
-
-def _uses_empty(document: dict[str, Any]) -> bool:
-    return '"#/components/schemas/EmptyPayload"' in str(document).replace("'", '"')
 
 
 def _cloudevents_headers() -> dict[str, Any]:

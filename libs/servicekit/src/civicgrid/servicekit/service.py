@@ -20,7 +20,7 @@ from civicgrid.events.consumer import (
     ConsumerSpec,
     EventConsumer,
     EventHandler,
-    attach_event_consumer,
+    PullLoop,
 )
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.store import EventStore
@@ -55,6 +55,7 @@ class Service:
     _started: bool = False
     _store: EventStore | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _pull_loops: list[PullLoop] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.broker = NatsBroker(
@@ -89,9 +90,7 @@ class Service:
         return self._store
 
     def consume(self, spec: ConsumerSpec, handler: EventHandler) -> EventConsumer:
-        consumer = attach_event_consumer(
-            self.broker, spec, handler, self.dead_letters, self.consumer_metrics
-        )
+        consumer = EventConsumer(spec, handler, self.dead_letters, self.consumer_metrics)
         self.consumers.append(consumer)
         return consumer
 
@@ -102,6 +101,10 @@ class Service:
         for hook in self.on_connected:
             await hook()
         await self.broker.start()
+        for consumer in self.consumers:
+            loop = PullLoop(consumer, self.jetstream)
+            await loop.start()
+            self._pull_loops.append(loop)
         self._background.append(asyncio.create_task(self._watch_consumer_lag()))
         self._started = True
         log.info(
@@ -114,6 +117,8 @@ class Service:
         self._started = False
         for task in self._background:
             task.cancel()
+        await asyncio.gather(*(loop.stop() for loop in self._pull_loops))
+        self._pull_loops.clear()
         for hook in self.on_stopping:
             await hook()
         await self.broker.stop()

@@ -17,6 +17,7 @@ import nats
 import pytest
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import reported
+from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import free_port
 from nats.errors import Error as NatsError
 
@@ -141,28 +142,31 @@ def test_a_service_that_dies_is_restarted(up: RunningUp) -> None:
     assert up.stop() == 0
 
 
-async def _count_incident_messages(url: str) -> int:
+async def _history(url: str, incident_id: str) -> list[str]:
     client = await nats.connect(url)
     try:
-        info = await client.jetstream().stream_info("INCIDENTS")
-        return info.state.messages
+        history = await EventStore(client.jetstream()).load(incident_id)
+        return [event.event_id for event in history]
     finally:
         await client.close()
 
 
 async def test_a_second_up_on_the_same_data_dir_resumes(data_dir: Path) -> None:
     first = start_up(data_dir)
+    probe = reported()
     try:
         first.wait_for_line("civicgrid is up", START_DEADLINE_S)
         credentials = json.loads((data_dir / "credentials.json").read_text())
         admin = f"nats://admin:{credentials['passwords']['admin']}@127.0.0.1:{first.nats_port}"
         client = await nats.connect(admin)
-        probe = reported()
         await EventStore(client.jetstream()).append(
             probe, msg_id="resume-probe", expected_version=0
         )
         await client.close()
-        before = await _count_incident_messages(admin)
+        # Routing assigns the probe; wait for it so the comparison below is of a settled history.
+        before = await eventually(
+            lambda: _settled(admin, probe.incident_id), within_s=30, what="probe assigned"
+        )
     finally:
         assert first.stop() == 0
 
@@ -171,9 +175,18 @@ async def test_a_second_up_on_the_same_data_dir_resumes(data_dir: Path) -> None:
         second.wait_for_line("civicgrid is up", START_DEADLINE_S)
         again = json.loads((data_dir / "credentials.json").read_text())
         assert again == credentials
-        assert await _count_incident_messages(admin) == before
+        after = await _history(admin, probe.incident_id)
+        # Same events, and a restarted routing did not assign the probe a second time.
+        assert after[: len(before)] == before
+        assert after[0] == probe.event_id
+        assert len(after) == len(before)
     finally:
         assert second.stop() == 0
+
+
+async def _settled(url: str, incident_id: str) -> list[str] | None:
+    events = await _history(url, incident_id)
+    return events if len(events) >= 2 else None
 
 
 async def test_embedded_nats_refuses_anonymous_and_limits_each_user(up: RunningUp) -> None:

@@ -62,6 +62,8 @@ class Merged(IncidentEvent):
     distance_m: float = Field(ge=0)
     minutes_apart: float = Field(ge=0)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # Set when the command centre merged a whole incident into this one (its report is above).
+    from_incident_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     personal_fields: ClassVar[frozenset[str]] = frozenset({"report"})
 
 
@@ -163,6 +165,8 @@ class CallbackRecorded(IncidentEvent):
 class Closed(IncidentEvent):
     event_type: Literal["closed"] = "closed"
     reason: str = Field(default="", max_length=2000)
+    # Set when the command centre merged this incident into another: it lives on there.
+    merged_into: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class Reopened(IncidentEvent):

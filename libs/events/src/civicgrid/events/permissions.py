@@ -56,6 +56,8 @@ SERVICE_GRANTS: dict[str, Grant] = {
         publish=(
             *read_stream(streams.INCIDENTS),
             *read_stream("KV_ROUTING_POLICY"),
+            # KeyValue.get on a bucket without allow_direct is a STREAM.MSG.GET request.
+            "$JS.API.STREAM.MSG.GET.KV_ROUTING_POLICY",
             "$KV.ROUTING_POLICY.>",
             *_writes("routing"),
             subjects.dlq("routing"),

@@ -6,7 +6,7 @@ import asyncio
 import os
 import platform
 
-from bench import baseline, eventstore
+from bench import baseline, eventstore, report_to_assigned
 from bench.harness import Figure, bench_server
 
 SCALE = float(os.environ.get("CIVICGRID_BENCH_SCALE", "1.0"))
@@ -23,12 +23,15 @@ def _row(figure: Figure, against: Figure | None) -> str:
 
 async def main() -> None:
     print(f"civicgrid benchmarks on {platform.node()} ({os.cpu_count()} cores), scale {SCALE}")
-    async with bench_server() as (_, client):
+    async with bench_server() as (server, client):
         raw_publish = await baseline.publish_windowed(client, _n(50_000))
         raw_pull = await baseline.pull_fetch_ack(client, raw_publish.count)
         raw_one = await baseline.publish_sequential(client, _n(5_000))
         store_append = await eventstore.append_new_incidents(client, _n(5_000))
         store_load = await eventstore.load_histories(client, _n(2_000))
+        raw_latency, routed_latency, raw_flow, routed_flow = await report_to_assigned.measure(
+            server, client, _n(1_000), rate_per_s=50
+        )
     print("raw NATS baseline (same run, same server):")
     print(_row(raw_publish, None))
     print(_row(raw_one, None))
@@ -36,6 +39,14 @@ async def main() -> None:
     print("event store:")
     print(_row(store_append, raw_one))
     print(_row(store_load, raw_one))
+    print("report -> assigned (routing service, shipped city):")
+    for latency in (raw_latency, routed_latency):
+        p50, p99 = latency.p50_ms / raw_latency.p50_ms, latency.p99_ms / raw_latency.p99_ms
+        ratio = f"p50 {p50:5.2f}x p99 {p99:5.2f}x" if latency is not raw_latency else "base"
+        times = f"p50 {latency.p50_ms:7.2f} ms  p99 {latency.p99_ms:7.2f} ms"
+        print(f"  {latency.name:<58} {times}   {ratio}")
+    print(_row(raw_flow, None))
+    print(_row(routed_flow, raw_flow))
     for extra in await eventstore.optional_figures():
         print(extra)
 

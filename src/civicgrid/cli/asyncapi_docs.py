@@ -18,6 +18,10 @@ DOCS_DIR = Path(__file__).resolve().parents[3] / "docs" / "asyncapi"
 
 def generate(service: str) -> dict[str, Any]:
     app = importlib.import_module(f"civicgrid.{service}.app")
+    if hasattr(app, "asyncapi_schema"):
+        # A service that adds to the shared document (intake: the replies to its requests).
+        document: dict[str, Any] = app.asyncapi_schema()
+        return document
     # Defaults only: a URL with credentials must never end up in a committed document.
     settings = ServiceSettings.from_env(service, env={})
     return asyncapi_document(app.build(settings))

@@ -1,0 +1,125 @@
+"""The part of the city configuration intake needs: the matter list and the city's extent.
+
+A port, so that the domain and the tests do not depend on how the city is loaded; the
+adapter over ``civicgrid.city`` lives in ``city_catalogue``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from civicgrid.intake.domain.duplicates import DuplicateRule
+
+
+@dataclass(frozen=True)
+class AttributeValue:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AttributeDefinition:
+    """An Open311 service-definition attribute."""
+
+    code: str
+    datatype: str  # string, number, datetime, text, singlevaluelist, multivaluelist
+    required: bool
+    description: str
+    values: tuple[AttributeValue, ...] = ()
+    variable: bool = True
+    order: int | None = None
+    datatype_description: str | None = None
+
+
+@dataclass(frozen=True)
+class Matter:
+    """One entry of the matter list (事项清单), which is also Open311's service list."""
+
+    code: str
+    name: str
+    name_en: str
+    group: str
+    keywords: tuple[str, ...]
+    on_site: bool
+    duplicate_radius_m: float
+    duplicate_window_minutes: float
+    attributes: tuple[AttributeDefinition, ...] = ()
+
+    @property
+    def duplicate_rule(self) -> DuplicateRule:
+        return DuplicateRule(self.duplicate_radius_m, self.duplicate_window_minutes)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    def contain(self, lon: float, lat: float) -> bool:
+        return self.min_lon <= lon <= self.max_lon and self.min_lat <= lat <= self.max_lat
+
+
+WGS84 = "WGS84"
+GCJ02 = "GCJ-02"
+
+
+class Catalogue(Protocol):
+    @property
+    def matters(self) -> Sequence[Matter]: ...
+
+    @property
+    def datum(self) -> str:
+        """The datum of the city's coordinates, which events use ("GCJ-02", "WGS84")."""
+        ...
+
+    def matter(self, code: str) -> Matter | None: ...
+
+    @property
+    def bounds(self) -> Bounds: ...
+
+    def contains(self, lon: float, lat: float) -> bool:
+        """Inside the city's land, not merely its bounding box."""
+        ...
+
+
+class InMemoryCatalogue:
+    """A catalogue held in memory: for tests, for documents, and as the adapter's result."""
+
+    def __init__(
+        self,
+        matters: Sequence[Matter],
+        bounds: Bounds,
+        contains: Callable[[float, float], bool] | None = None,
+        datum: str = WGS84,
+    ) -> None:
+        self._matters = {matter.code: matter for matter in matters}
+        self._bounds = bounds
+        self._contains = contains
+        self._datum = datum
+
+    @property
+    def matters(self) -> Sequence[Matter]:
+        return list(self._matters.values())
+
+    def matter(self, code: str) -> Matter | None:
+        return self._matters.get(code)
+
+    @property
+    def datum(self) -> str:
+        return self._datum
+
+    def add(self, matter: Matter) -> None:
+        self._matters[matter.code] = matter
+
+    @property
+    def bounds(self) -> Bounds:
+        return self._bounds
+
+    def contains(self, lon: float, lat: float) -> bool:
+        if not self._bounds.contain(lon, lat):
+            return False
+        return self._contains(lon, lat) if self._contains is not None else True

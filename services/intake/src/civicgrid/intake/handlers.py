@@ -1,0 +1,362 @@
+"""The use cases: take a report, carry out a command, show an incident.
+
+Every write follows one pattern: load the incident's history, decide on the state folded
+from it, append with the history's version as the expectation and a message id derived
+from what caused it. When another writer got there first (``ConcurrencyConflict``), load
+and decide again: the command is then judged by the new state, so of two conflicting
+commands the second is refused for the reason the state gives ("already accepted"), while
+two commands that do not conflict (an arrival and an extension) both go through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import structlog
+
+from civicgrid.events.base import Actor, ActorKind, IncidentEvent, utc_now
+from civicgrid.events.ids import new_event_id
+from civicgrid.events.incident_events import Merged, ReportDetails, Reported
+from civicgrid.events.store import ConcurrencyConflict, EventStore, History, StoredEvent
+from civicgrid.intake.admission import admit
+from civicgrid.intake.catalogue import Catalogue
+from civicgrid.intake.domain import decisions, duplicates, identity
+from civicgrid.intake.domain.commands import Command, Merge, command_name
+from civicgrid.intake.domain.decisions import CommandRejected, Context
+from civicgrid.intake.domain.state import IncidentState, apply, fold
+from civicgrid.intake.errors import Refused, not_found, rejected
+from civicgrid.intake.index import IncidentIndex
+from civicgrid.intake.metrics import IntakeMetrics
+from civicgrid.intake.reports import ReportIn
+
+log = structlog.get_logger("civicgrid.intake")
+
+MAX_ATTEMPTS = 5
+SOURCE = "intake"
+
+ReportResult = Literal["created", "merged", "retried"]
+CommandResult = Literal["applied", "already_applied"]
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    incident_id: str
+    outcome: ReportResult
+    distance_m: float | None = None
+    minutes_apart: float | None = None
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    incident_id: str
+    command: str
+    outcome: CommandResult
+    event_types: tuple[str, ...]
+    version: int
+
+
+@dataclass
+class Intake:
+    store: Callable[[], EventStore]
+    index: IncidentIndex
+    catalogue: Catalogue
+    metrics: IntakeMetrics
+    clock: Callable[[], datetime] = utc_now
+    _category_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    # -- reports -------------------------------------------------------------------------
+
+    async def report(
+        self,
+        report: ReportIn,
+        *,
+        system: str,
+        key: str | None,
+        correlation_id: str | None = None,
+    ) -> ReportOutcome:
+        channel = report.channel_of().value
+        try:
+            admission = admit(report, self.catalogue, self.clock())
+        except Refused:
+            self.metrics.reports.labels(channel, "refused").inc()
+            raise
+        details = report.details().model_copy(update={"attributes": admission.attributes})
+        draft = _ReportDraft(
+            details=details,
+            key=key,
+            occurred_at=admission.occurred_at,
+            rule=admission.matter.duplicate_rule,
+            actor=Actor(kind=ActorKind.EXTERNAL_SYSTEM, id=system),
+            correlation_id=correlation_id or report.correlation_id,
+        )
+        # One decision at a time per category in this replica: two reports of one problem
+        # arriving together must not both open an incident.
+        lock = self._category_locks.setdefault(details.category, asyncio.Lock())
+        async with lock:
+            outcome = await self._take_report(draft)
+        self.metrics.reports.labels(channel, outcome.outcome).inc()
+        log.info(
+            "report_taken",
+            incident_id=outcome.incident_id,
+            channel=channel,
+            outcome=outcome.outcome,
+            system=system,
+        )
+        return outcome
+
+    async def _take_report(self, draft: _ReportDraft) -> ReportOutcome:
+        store = self.store()
+        if draft.key is not None:
+            known = self.index.incident_for_key(draft.key)
+            if known is not None:
+                return ReportOutcome(known, "retried")
+            derived = identity.incident_id_for(draft.key)
+            history = await store.load(derived)
+            if history:
+                self.index.absorb(history.events)
+                return ReportOutcome(derived, "retried")
+        for _ in range(MAX_ATTEMPTS):
+            candidates = self.index.open_in_category(draft.details.category)
+            found = duplicates.best_match(
+                candidates,
+                draft.details.category,
+                draft.details.location,
+                draft.occurred_at,
+                draft.rule,
+            )
+            if found is None:
+                return await self._open_incident(store, draft)
+            outcome = await self._join_incident(store, draft, found.incident_id)
+            if outcome is not None:
+                return outcome
+            self.metrics.concurrency_retries.labels("report").inc()
+        raise rejected("the incidents nearby are changing too quickly; try again")
+
+    async def _open_incident(self, store: EventStore, draft: _ReportDraft) -> ReportOutcome:
+        event_id = new_event_id()
+        incident_id = identity.incident_id_for(draft.key)
+        event = Reported(
+            event_id=event_id,
+            incident_id=incident_id,
+            occurred_at=draft.occurred_at,
+            source=SOURCE,
+            actor=draft.actor,
+            correlation_id=draft.correlation_id or event_id,
+            report=draft.details,
+            idempotency_key=draft.key,
+        )
+        prefix = identity.report_message_prefix(draft.key, event_id, incident_id)
+        try:
+            results = await store.append_all([event], msg_id_prefix=prefix, expected_version=0)
+        except ConcurrencyConflict:
+            # Only a keyed report can meet an existing subject: the same key, sent again.
+            self.index.absorb((await store.load(incident_id)).events)
+            return ReportOutcome(incident_id, "retried")
+        self.index.absorb([StoredEvent(results[0].sequence, event)])
+        return ReportOutcome(incident_id, "retried" if results[0].duplicate else "created")
+
+    async def _join_incident(
+        self, store: EventStore, draft: _ReportDraft, incident_id: str
+    ) -> ReportOutcome | None:
+        """Merge the report into ``incident_id``; None if that no longer fits (decide again)."""
+        history = await store.load(incident_id)
+        state = fold(incident_id, history)
+        self.index.absorb(history.events)
+        if draft.key is not None and draft.key in state.idempotency_keys:
+            return ReportOutcome(incident_id, "retried")
+        details = draft.details
+        found = duplicates.match(
+            state, details.category, details.location, draft.occurred_at, draft.rule
+        )
+        if found is None:
+            return None
+        event = Merged(
+            incident_id=incident_id,
+            occurred_at=draft.occurred_at,
+            source=SOURCE,
+            actor=draft.actor,
+            correlation_id=draft.correlation_id or state.correlation_id,
+            report=details,
+            distance_m=round(found.distance_m, 1),
+            minutes_apart=round(found.minutes_apart, 1),
+            idempotency_key=draft.key,
+        )
+        prefix = identity.report_message_prefix(draft.key, event.event_id, incident_id)
+        try:
+            results = await store.append_all(
+                [event], msg_id_prefix=prefix, expected_version=history.version
+            )
+        except ConcurrencyConflict:
+            return None
+        self.index.absorb([StoredEvent(results[0].sequence, event)])
+        outcome: ReportResult = "retried" if results[0].duplicate else "merged"
+        return ReportOutcome(incident_id, outcome, found.distance_m, found.minutes_apart)
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def command(
+        self, incident_id: str, command: Command, *, system: str, command_id: str
+    ) -> CommandOutcome:
+        name = command_name(command).value
+        causation = identity.command_causation(system, command_id)
+        try:
+            if isinstance(command, Merge):
+                outcome = await self._merge(incident_id, command, system, causation)
+            else:
+                outcome = await self._carry_out(incident_id, command, system, causation)
+        except CommandRejected as exc:
+            self.metrics.commands.labels(name, "rejected").inc()
+            log.info("command_rejected", incident_id=incident_id, command=name, reason=exc.reason)
+            raise rejected(exc.reason) from exc
+        except Refused:
+            self.metrics.commands.labels(name, "refused").inc()
+            raise
+        self.metrics.commands.labels(name, outcome.outcome).inc()
+        log.info(
+            "command_carried_out",
+            incident_id=incident_id,
+            command=name,
+            outcome=outcome.outcome,
+            system=system,
+        )
+        return outcome
+
+    async def _carry_out(
+        self, incident_id: str, command: Command, system: str, causation: str
+    ) -> CommandOutcome:
+        store = self.store()
+        name = command_name(command).value
+        for _ in range(MAX_ATTEMPTS):
+            history = await store.load(incident_id)
+            if not history:
+                raise not_found(f"incident {incident_id} does not exist", "incident_id")
+            before, done = _before(history, causation)
+            context = self._context(before, command, system, causation)
+            decision = decisions.decide(before, command, context)
+            try:
+                written = await _append_rest(store, decision, done, causation, history.version)
+            except ConcurrencyConflict:
+                self.metrics.concurrency_retries.labels(name).inc()
+                continue
+            self.index.absorb([*history.events, *written])
+            version = written[-1].sequence if written else history.version
+            return CommandOutcome(
+                incident_id,
+                name,
+                "applied" if written else "already_applied",
+                tuple(event.event_type for event in decision),
+                version,
+            )
+        raise rejected("the incident is changing too quickly; try again")
+
+    async def _merge(
+        self, incident_id: str, command: Merge, system: str, causation: str
+    ) -> CommandOutcome:
+        store = self.store()
+        target_id = command.into_incident_id
+        for _ in range(MAX_ATTEMPTS):
+            source_history = await store.load(incident_id)
+            if not source_history:
+                raise not_found(f"incident {incident_id} does not exist", "incident_id")
+            target_history = await store.load(target_id)
+            source, source_done = _before(source_history, causation)
+            target, target_done = _before(target_history, causation)
+            context = self._context(source, command, system, causation)
+            decision = decisions.decide_merge(source, target, command, context)
+            try:
+                # The target first: if we stop between the two, the report is not lost,
+                # and the retry closes the source.
+                target_written = await _append_rest(
+                    store, decision.into_target, target_done, causation, target_history.version
+                )
+                source_written = await _append_rest(
+                    store, decision.into_source, source_done, causation, source_history.version
+                )
+            except ConcurrencyConflict:
+                self.metrics.concurrency_retries.labels("merge").inc()
+                continue
+            self.index.absorb([*target_history.events, *target_written])
+            self.index.absorb([*source_history.events, *source_written])
+            written = target_written or source_written
+            version = source_written[-1].sequence if source_written else source_history.version
+            events = [*decision.into_target, *decision.into_source]
+            return CommandOutcome(
+                incident_id,
+                "merge",
+                "applied" if written else "already_applied",
+                tuple(event.event_type for event in events),
+                version,
+            )
+        raise rejected("the incidents are changing too quickly; try again")
+
+    def _context(
+        self, state: IncidentState, command: Command, system: str, causation: str
+    ) -> Context:
+        return Context(
+            causation_id=causation,
+            correlation_id=command.correlation_id or state.correlation_id or causation,
+            now=self.clock(),
+            system=system,
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def history(self, incident_id: str) -> tuple[History, IncidentState]:
+        history = await self.store().load(incident_id)
+        if not history:
+            raise not_found(f"incident {incident_id} does not exist", "incident_id")
+        self.index.absorb(history.events)
+        return history, fold(incident_id, history)
+
+
+@dataclass(frozen=True)
+class _ReportDraft:
+    details: ReportDetails
+    key: str | None
+    occurred_at: datetime
+    rule: duplicates.DuplicateRule
+    actor: Actor
+    correlation_id: str | None
+
+
+def _before(history: History, causation: str) -> tuple[IncidentState, int]:
+    """The state before this command's first event, and how many of its events are stored.
+
+    A command whose events were partly written (a crash, or a conflict between two of them)
+    is decided again on the state it first saw, and only the missing events are appended.
+    """
+    state = IncidentState(history.incident_id)
+    done = 0
+    for stored in history.events:
+        if stored.event.causation_id == causation:
+            done += 1
+        elif done == 0:
+            state = apply(state, stored.event)
+    if done:
+        return state, done
+    return fold(history.incident_id, history), 0
+
+
+async def _append_rest(
+    store: EventStore,
+    decision: list[IncidentEvent],
+    done: int,
+    causation: str,
+    version: int,
+) -> list[StoredEvent]:
+    written: list[StoredEvent] = []
+    expected = version
+    for index, event in enumerate(decision[done:], start=done):
+        # Message ids are unique stream-wide (the duplicate window is not per subject), so
+        # they name the incident: one command id may touch two incidents (a merge), and two
+        # systems' or two incidents' commands may share an id.
+        msg_id = f"{causation}:{event.incident_id}:{index}"
+        result = await store.append(event, msg_id=msg_id, expected_version=expected)
+        expected = result.sequence
+        if not result.duplicate:
+            written.append(StoredEvent(result.sequence, event))
+    return written

@@ -1,0 +1,119 @@
+"""Intake's read model of every incident: open or closed, where, what, since when, by whom.
+
+Fed in stream order by the projection feed (``feed``) and, right after intake's own
+appends, from the authoritative history it just wrote (``absorb``), so the next report in
+this replica sees the incident it created a millisecond ago. Per incident it remembers the
+last stream sequence applied, which makes both paths idempotent and keeps them in order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.incident_events import Merged, Reported
+from civicgrid.events.store import StoredEvent
+from civicgrid.intake.domain.state import IncidentState, apply
+from civicgrid.intake.open311 import Update, status_of, update_for
+
+
+@dataclass(frozen=True)
+class RequestQuery:
+    start: datetime
+    end: datetime
+    service_codes: frozenset[str] | None = None
+    statuses: frozenset[str] | None = None
+    limit: int = 1000
+
+
+class IncidentIndex:
+    def __init__(self) -> None:
+        self.position = 0  # last stream sequence the feed delivered
+        self._states: dict[str, IncidentState] = {}
+        self._applied: dict[str, int] = {}
+        self._keys: dict[str, str] = {}
+        self._open_by_category: dict[str, set[str]] = {}
+        self._by_reported_at: list[tuple[datetime, str]] = []
+        self._updates: list[tuple[datetime, str, Update]] = []
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def apply(self, sequence: int, event: IncidentEvent) -> None:
+        """One event from the stream, in stream order."""
+        self.position = max(self.position, sequence)
+        self._apply(sequence, event)
+
+    def absorb(self, history: Iterable[StoredEvent]) -> None:
+        """An incident's complete history as just read or written by this replica."""
+        for stored in history:
+            self._apply(stored.sequence, stored.event)
+
+    def _apply(self, sequence: int, event: IncidentEvent) -> None:
+        incident_id = event.incident_id
+        if sequence <= self._applied.get(incident_id, 0):
+            return
+        self._applied[incident_id] = sequence
+        before = self._states.get(incident_id) or IncidentState(incident_id)
+        after = apply(before, event)
+        self._states[incident_id] = after
+        self._reindex_open(before, after)
+        if isinstance(event, Reported):
+            bisect.insort(self._by_reported_at, (event.occurred_at, incident_id))
+        if isinstance(event, Reported | Merged) and event.idempotency_key is not None:
+            self._keys.setdefault(event.idempotency_key, incident_id)
+        update = update_for(event)
+        if update is not None:
+            bisect.insort(self._updates, (update.updated_at, update.update_id, update))
+
+    def _reindex_open(self, before: IncidentState, after: IncidentState) -> None:
+        if before.is_open:
+            self._open_by_category.get(before.category, set()).discard(before.incident_id)
+        if after.is_open:
+            self._open_by_category.setdefault(after.category, set()).add(after.incident_id)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def state(self, incident_id: str) -> IncidentState | None:
+        return self._states.get(incident_id)
+
+    def incident_for_key(self, key: str) -> str | None:
+        return self._keys.get(key)
+
+    def open_in_category(self, category: str) -> list[IncidentState]:
+        ids = self._open_by_category.get(category, set())
+        return [self._states[incident_id] for incident_id in sorted(ids)]
+
+    def requests(self, query: RequestQuery) -> list[IncidentState]:
+        """Newest first, reported within [start, end], at most ``limit``."""
+        low = bisect.bisect_left(self._by_reported_at, (query.start, ""))
+        high = bisect.bisect_right(self._by_reported_at, (query.end, "\uffff"))
+        found: list[IncidentState] = []
+        for _, incident_id in reversed(self._by_reported_at[low:high]):
+            state = self._states[incident_id]
+            if query.service_codes is not None and state.category not in query.service_codes:
+                continue
+            if query.statuses is not None and status_of(state) not in query.statuses:
+                continue
+            found.append(state)
+            if len(found) >= query.limit:
+                break
+        return found
+
+    def states(self, incident_ids: Sequence[str]) -> list[IncidentState]:
+        return [self._states[i] for i in incident_ids if i in self._states]
+
+    def updates(self, start: datetime, end: datetime, limit: int) -> list[Update]:
+        """Oldest first within [start, end], at most ``limit``."""
+        low = bisect.bisect_left(self._updates, (start,))
+        found: list[Update] = []
+        for updated_at, _, update in self._updates[low:]:
+            if updated_at > end or len(found) >= limit:
+                break
+            found.append(update)
+        return found

@@ -1,0 +1,124 @@
+"""One place that turns refusals into responses, in each face's own error format.
+
+- native API: ``{"status": 422, "code": "invalid", "errors": [{"field", "reason"}]}``
+- Open311: the spec's ``[{"code": 400, "description": "..."}]``, with 400 for bad input,
+  403 for a missing or wrong api_key, 404 for what does not exist.
+
+Nothing here echoes a submitted value, and nothing unexpected becomes a 500 with a trace:
+an infrastructure failure (NATS unreachable) is a 503 that says to retry.
+"""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from civicgrid.intake.errors import Problem, Refused
+from civicgrid.intake.metrics import IntakeMetrics
+
+log = structlog.get_logger("civicgrid.intake.web")
+
+OPEN311_PREFIX = "/open311/"
+
+
+def is_open311(path: str) -> bool:
+    return path.startswith(OPEN311_PREFIX)
+
+
+def open311_status(status: int) -> int:
+    """GeoReport knows 400, 403 and 404 (plus what a proxy says: 413, 429, 503)."""
+    if status in (401, 403):
+        return 403
+    if status in (404, 413, 429, 503):
+        return status
+    return 400
+
+
+def render(path: str, refusal: Refused) -> JSONResponse:
+    if is_open311(path):
+        status = open311_status(refusal.status)
+        body: object = [
+            {"code": status, "description": f"{p.field}: {p.reason}" if p.field else p.reason}
+            for p in refusal.problems
+        ]
+        return JSONResponse(body, status_code=status, headers=refusal.headers)
+    return JSONResponse(
+        refusal.body().model_dump(mode="json"),
+        status_code=refusal.status,
+        headers=refusal.headers,
+    )
+
+
+def install_error_handlers(app: FastAPI, metrics: IntakeMetrics) -> None:
+    async def on_refused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refused)
+        interface = "open311" if is_open311(request.url.path) else "api"
+        if exc.status != 409:
+            metrics.refusals.labels(interface, str(exc.status)).inc()
+        return render(request.url.path, exc)
+
+    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        malformed = any(error.get("type") == "json_invalid" for error in exc.errors())
+        problems = [
+            Problem(
+                ".".join(str(p) for p in error["loc"] if p != "body") or None,
+                str(error.get("msg", "invalid")),
+            )
+            for error in exc.errors()
+        ]
+        status = 400 if malformed else 422
+        return await on_refused(
+            request, Refused(status, "bad_request" if malformed else "invalid", problems)
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        reason = str(exc.detail) if exc.detail else "request refused"
+        refusal = Refused(exc.status_code, code, [Problem(None, reason)])
+        return render(request.url.path, refusal)
+
+    app.add_exception_handler(Refused, on_refused)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_middleware(ContainFailures)
+
+
+class ContainFailures:
+    """The outermost guard: an unexpected failure (NATS unreachable, a bug) becomes a 503
+    that says to retry, logged by its type only. Starlette's own last resort would log the
+    exception's message and traceback, and a message can quote what a citizen sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            path = str(scope.get("path", ""))
+            log.error("request_failed", path=path, error=type(exc).__name__)
+            if started:
+                return
+            refusal = Refused(
+                503, "unavailable", [Problem(None, "intake cannot complete this now; retry")]
+            )
+            await render(path, refusal)(scope, receive, send)
+
+
+__all__ = ["ContainFailures", "install_error_handlers", "is_open311", "render"]

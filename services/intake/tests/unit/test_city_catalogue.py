@@ -1,0 +1,65 @@
+"""The shipped city as intake sees it: its matter list is Open311's service list, and an
+Open311 (WGS84) point is stored in the city's datum (GCJ-02) and shown back in WGS84."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+
+import pytest
+import yaml
+
+from civicgrid.city import default_config_dir
+from civicgrid.events.testing.factories import reported
+from civicgrid.intake.admission import admit
+from civicgrid.intake.catalogue import GCJ02, InMemoryCatalogue
+from civicgrid.intake.city_catalogue import load_catalogue
+from civicgrid.intake.datum import wgs84_to_gcj02
+from civicgrid.intake.domain.state import fold
+from civicgrid.intake.errors import Refused
+from civicgrid.intake.open311 import request_of
+from civicgrid.intake.reports import CitizenAppReport, Location
+from civicgrid.intake.web.open311_routes import Form, _report_from
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+DOWNTOWN_WGS84 = (120.5485, 27.5690)  # a few hundred metres from the GCJ-02 point
+
+
+@cache
+def shipped() -> InMemoryCatalogue:
+    return load_catalogue(None)
+
+
+def test_the_service_list_is_matters_yaml() -> None:
+    document = yaml.safe_load((default_config_dir() / "matters.yaml").read_text(encoding="utf-8"))
+    assert [m.code for m in shipped().matters] == [m["code"] for m in document["matters"]]
+    parking = shipped().matter("city-appearance.illegal-parking")
+    assert parking is not None and parking.group == "市容环境" and parking.on_site
+    assert [a.code for a in parking.attributes] == ["plate_number", "vehicle_type"]
+    assert shipped().datum == GCJ02
+
+
+def test_an_open311_point_is_stored_in_the_city_datum_and_shown_back_in_wgs84() -> None:
+    lon, lat = DOWNTOWN_WGS84
+    fields = {"service_code": "city-appearance.illegal-parking", "lat": str(lat), "long": str(lon)}
+    report = _report_from(Form(fields, {}), shipped())
+    expected = wgs84_to_gcj02(lon, lat)
+    assert (report.location.lon, report.location.lat) == pytest.approx(expected, abs=1e-9)
+    admit(report, shipped(), NOW)
+
+    event = reported("X1")
+    stored = event.model_copy(
+        update={"report": report.details().model_copy(update={"category": report.category})}
+    )
+    shown = request_of(fold("X1", [stored]), shipped())
+    assert (shown.long, shown.lat) == pytest.approx((lon, lat), abs=1e-7)
+
+
+def test_a_point_in_the_sea_inside_the_bounding_box_is_outside_the_city() -> None:
+    bounds = shipped().bounds
+    sea = Location(lon=bounds.max_lon - 0.001, lat=bounds.min_lat + 0.001)  # south-east: sea
+    assert bounds.contain(sea.lon, sea.lat) and not shipped().contains(sea.lon, sea.lat)
+    report = CitizenAppReport(category="city-appearance.illegal-parking", location=sea)
+    with pytest.raises(Refused) as caught:
+        admit(report, shipped(), NOW)
+    assert [p.field for p in caught.value.problems] == ["location"]

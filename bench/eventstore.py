@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from civicgrid.events.store import EventStore
-from civicgrid.events.testing.factories import accepted, reported
 from nats.aio.client import Client as NatsClient
 
 from bench.harness import Figure, Stopwatch
+from civicgrid.events.store import EventStore
+from civicgrid.events.testing.factories import accepted, reported
 
 
 async def append_new_incidents(client: NatsClient, count: int) -> Figure:

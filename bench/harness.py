@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client as NatsClient
+
 from civicgrid.events.streams import ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
-from nats.aio.client import Client as NatsClient
 
 
 @dataclass(frozen=True)

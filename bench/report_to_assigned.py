@@ -16,6 +16,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from bench.harness import Figure
 from civicgrid.city import GeoIndex, load_city
 from civicgrid.city.paths import default_config_dir
 from civicgrid.events import streams
@@ -26,11 +31,6 @@ from civicgrid.events.store import EventStore
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-from bench.harness import Figure
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from civicgrid.events.ownership import SERVICES, WRITERS
 
 from civicgrid.cli.asyncapi_docs import DOCS_DIR, render
+from civicgrid.events.ownership import SERVICES, WRITERS
 
 
 @pytest.mark.parametrize("service", SERVICES)

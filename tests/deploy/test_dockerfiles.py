@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from civicgrid.events.ownership import SERVICES
 from civicgrid.servicekit.settings import DEFAULT_PORTS
 

@@ -26,15 +26,15 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from prometheus_client import CollectorRegistry
+
+from civicgrid.cli.credentials import USERS
 from civicgrid.events.ownership import SERVICES
 from civicgrid.events.permissions import EXTERNAL_GRANT, SERVICE_GRANTS, Grant
 from civicgrid.servicekit.natsserver import NatsServerError, nats_server_binary
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import DEFAULT_PORTS, ServiceSettings
-from faststream.nats.prometheus import NatsPrometheusMiddleware
-from prometheus_client import CollectorRegistry
-
-from civicgrid.cli.credentials import USERS
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

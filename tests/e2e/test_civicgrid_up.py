@@ -15,11 +15,12 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+from nats.errors import Error as NatsError
+
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import reported
 from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import free_port
-from nats.errors import Error as NatsError
 
 SERVICES = ("intake", "routing", "sla", "reporting")
 START_DEADLINE_S = 90.0

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from civicgrid.city import City, GeoIndex, load_city
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from civicgrid.city import CONFIG_ENV, CityConfigError, default_config_dir, paths
 
 

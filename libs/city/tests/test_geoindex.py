@@ -7,9 +7,10 @@ import random
 
 import pytest
 import shapely
+from shapely.geometry import Point
+
 from civicgrid.city import City, GeoIndex
 from civicgrid.city.bench import bench_lookup
-from shapely.geometry import Point
 
 
 def north_of(lon: float, lat: float, metres: float) -> tuple[float, float]:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from civicgrid.city import City
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
+
+from civicgrid.city import City
 
 # Areas here are in square degrees: 1e-12 deg^2 is about 0.01 m^2.
 OVERLAP_EPSILON = 1e-12

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
+
 from civicgrid.city import City
 
 BRIEFED_GROUPS = {

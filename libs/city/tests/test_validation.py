@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from civicgrid.city import CityConfigError, load_city
 
 

@@ -11,6 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+
 from civicgrid.events import streams
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import (
@@ -27,9 +31,6 @@ from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import accepted, reported
 from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats
-from nats.aio.client import Client as NatsClient
-from nats.js import JetStreamContext
-from prometheus_client import CollectorRegistry
 
 
 class Recorder:

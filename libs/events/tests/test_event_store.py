@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from civicgrid.events.incident_events import Accepted, Reported
 from civicgrid.events.store import NO_EVENTS_YET, ConcurrencyConflict, EventStore
 from civicgrid.events.testing.factories import accepted, reported

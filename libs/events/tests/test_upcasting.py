@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from civicgrid.events.incident_events import Reported
 from civicgrid.events.models import UnknownEventType, load_event
 from civicgrid.events.upcasting import UpcastError
-from pydantic import ValidationError
 
 V1_REPORTED = {
     "event_type": "reported",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from civicgrid.events.permissions import EXTERNAL_GRANT, SERVICE_GRANTS, Grant
-
 from civicgrid.cli.credentials import Credentials
+from civicgrid.events.permissions import EXTERNAL_GRANT, SERVICE_GRANTS, Grant
 
 
 def _user(name: str, password: str, grant: Grant | None) -> str:

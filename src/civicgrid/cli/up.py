@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx
 import nats
-from civicgrid.events.ownership import SERVICES
-from civicgrid.events.streams import ensure_streams
-from civicgrid.servicekit.natsserver import EmbeddedNats
-from civicgrid.servicekit.settings import DEFAULT_PORTS
 
 from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
 from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
+from civicgrid.events.ownership import SERVICES
+from civicgrid.events.streams import ensure_streams
+from civicgrid.servicekit.natsserver import EmbeddedNats
+from civicgrid.servicekit.settings import DEFAULT_PORTS
 
 READY_DEADLINE_S = 90.0
 

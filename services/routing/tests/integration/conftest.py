@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+
 from civicgrid.events import streams
 from civicgrid.events.consumer import ConsumerSpec
 from civicgrid.events.store import EventStore
@@ -22,8 +25,6 @@ from civicgrid.routing.testing import Incidents, StartRouting
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
-from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
 
 
 @dataclass(frozen=True)

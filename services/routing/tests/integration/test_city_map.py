@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from shapely.geometry import Point
+
 from civicgrid.city import GeoIndex
 from civicgrid.events.base import GeoPoint
 from civicgrid.routing.config import RoutingConfig
 from civicgrid.routing.domain import Context, route_new_report
-from shapely.geometry import Point
 
 
 def test_routing_locates_points_with_the_city_geoindex(routing_config: RoutingConfig) -> None:

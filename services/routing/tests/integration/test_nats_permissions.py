@@ -9,6 +9,8 @@ from pathlib import Path
 import nats
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client as NatsClient
+
 from civicgrid.events.base import GeoPoint
 from civicgrid.events.incident_events import Assigned, HandlingLevel
 from civicgrid.events.permissions import SERVICE_GRANTS
@@ -20,7 +22,6 @@ from civicgrid.routing.config import RoutingConfig
 from civicgrid.routing.testing import reported_at
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.servicekit.settings import ServiceSettings
-from nats.aio.client import Client as NatsClient
 
 PASSWORDS = {"admin": "admin-secret", "routing": "routing-secret"}
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from nats.js import JetStreamContext
+
 from civicgrid.events.incident_events import HandlingLevel, ReturnReason
 from civicgrid.routing.config import RoutingConfig
 from civicgrid.routing.domain import MatterOverride, RoutingPolicy
@@ -23,7 +25,6 @@ from civicgrid.routing.policy import (
 )
 from civicgrid.routing.testing import Incidents, StartRouting, returned_by
 from civicgrid.servicekit.natsserver import EmbeddedNats
-from nats.js import JetStreamContext
 
 
 def version_2(config: RoutingConfig, **changes: Any) -> RoutingPolicy:

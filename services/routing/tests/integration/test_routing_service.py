@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from civicgrid.events.incident_events import HandlingLevel, ReturnReason
 from civicgrid.routing.testing import Incidents, StartRouting, reopened, returned_by, whistle
 

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
+
 from civicgrid.routing.domain import RoutingPolicy
 from civicgrid.routing.http import install_explain
 from civicgrid.routing.policy import PolicyMissing
@@ -18,7 +20,6 @@ from civicgrid.routing.testing import (
     centre_of,
     metres_east_of_city,
 )
-from fastapi import FastAPI
 
 VENDING = STREET_VENDING
 

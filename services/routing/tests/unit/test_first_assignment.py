@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from civicgrid.events.base import UnitKind
 from civicgrid.events.incident_events import HandlingLevel, Jurisdiction
 from civicgrid.routing.domain import Context, MatterOverride, RoutingPolicy, route_new_report

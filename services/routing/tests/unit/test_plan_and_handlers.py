@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from civicgrid.events.incident_events import Assigned, ReturnReason
 from civicgrid.routing.domain import RoutingPolicy, plan_routing
 from civicgrid.routing.handlers import (
@@ -22,7 +24,6 @@ from civicgrid.routing.testing import (
     returned_by,
     whistle,
 )
-from prometheus_client import CollectorRegistry
 
 
 class FixedPolicies:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from civicgrid.events.base import GeoPoint
 from civicgrid.events.incident_events import Assigned, HandlingLevel, ReturnReason
 from civicgrid.routing.domain import RoutingPolicy

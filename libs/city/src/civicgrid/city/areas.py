@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from civicgrid.city.models import Key, SafeId, Text
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import MultiPolygon, Polygon
+
+from civicgrid.city.models import Key, SafeId, Text
 
 AreaKind = Literal["community", "grid", "micro_grid"]
 GridType = Literal["full", "exclusive"]

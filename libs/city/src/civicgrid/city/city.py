@@ -9,6 +9,9 @@ from types import MappingProxyType
 from typing import TypeVar
 
 import shapely
+from pydantic import BaseModel, ConfigDict
+from shapely.geometry import MultiPolygon, Point, Polygon
+
 from civicgrid.city.areas import Area, Community, Grid, MicroGrid
 from civicgrid.city.models import (
     CalendarConfig,
@@ -19,8 +22,6 @@ from civicgrid.city.models import (
     Unit,
 )
 from civicgrid.city.projection import LocalProjection
-from pydantic import BaseModel, ConfigDict
-from shapely.geometry import MultiPolygon, Point, Polygon
 
 _A = TypeVar("_A", Community, Grid, MicroGrid)
 _NOUNS: dict[type, str] = {Community: "community", Grid: "grid", MicroGrid: "micro-grid"}

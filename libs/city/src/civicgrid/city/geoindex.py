@@ -14,9 +14,10 @@ import random
 from typing import Literal
 
 import shapely
-from civicgrid.city.city import City
 from pydantic import BaseModel, ConfigDict
 from shapely.geometry import Point
+
+from civicgrid.city.city import City
 
 # Rejection sampling gives up after this many misses; only absurdly thin shapes get near it.
 _MAX_SAMPLING_ATTEMPTS = 10_000

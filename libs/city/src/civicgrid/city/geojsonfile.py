@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import shapely
+from pydantic import BaseModel, ConfigDict, ValidationError
+from shapely.geometry import MultiPolygon, Polygon, shape
+
 from civicgrid.city.areas import AreaId, AreaKind, Community, Grid, GridType, MicroGrid
 from civicgrid.city.errors import CityConfigError, Problem
 from civicgrid.city.models import Key, Text
-from pydantic import BaseModel, ConfigDict, ValidationError
-from shapely.geometry import MultiPolygon, Polygon, shape
 
 Complain = Callable[[str | None, str], None]
 

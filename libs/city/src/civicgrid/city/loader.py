@@ -11,6 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import BaseModel
+
 from civicgrid.city.city import City
 from civicgrid.city.errors import CityConfigError, Problem
 from civicgrid.city.geojsonfile import CityAreas, read_city_geojson
@@ -26,7 +28,6 @@ from civicgrid.city.models import (
     UnitsFile,
 )
 from civicgrid.city.yamlfile import YamlDocument, read_yaml
-from pydantic import BaseModel
 
 CITY_FILE = "city.geojson"
 UNITS_FILE = "units.yaml"

@@ -12,8 +12,9 @@ from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from civicgrid.city.durations import Duration, DurationText
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from civicgrid.city.durations import Duration, DurationText
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 """Group codes and ladder level ids: lower-case ascii words joined by hyphens."""

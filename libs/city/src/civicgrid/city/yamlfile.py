@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from civicgrid.city.errors import CityConfigError, Problem
 from pydantic import BaseModel, ValidationError
+
+from civicgrid.city.errors import CityConfigError, Problem
 
 Loc = Sequence[str | int]
 M = TypeVar("M", bound=BaseModel)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from civicgrid.events.ids import new_event_id
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from civicgrid.events.ids import new_event_id
 
 
 def _require_timezone(value: datetime) -> datetime:

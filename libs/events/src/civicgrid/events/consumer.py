@@ -25,11 +25,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from civicgrid.events import streams
-from civicgrid.events.base import IncidentEvent
-from civicgrid.events.dead_letters import DeadLetterPublisher
-from civicgrid.events.models import UnknownEventType, load_event_json
-from civicgrid.events.upcasting import UpcastError
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -39,6 +34,12 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
+
+from civicgrid.events import streams
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.models import UnknownEventType, load_event_json
+from civicgrid.events.upcasting import UpcastError
 
 log = structlog.get_logger("civicgrid.consumer")
 

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from civicgrid.events import streams, subjects, wire
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import BaseModel
+
+from civicgrid.events import streams, subjects, wire
 
 
 class DeadLetter(BaseModel):

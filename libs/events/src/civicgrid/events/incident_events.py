@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar, Literal
 
-from civicgrid.events.base import AwareDatetime, Contract, GeoPoint, IncidentEvent, UnitRef
 from pydantic import Field
+
+from civicgrid.events.base import AwareDatetime, Contract, GeoPoint, IncidentEvent, UnitRef
 
 ScalarValue = str | int | float | bool
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from pydantic import Field, TypeAdapter
+
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.incident_events import (
     Accepted,
@@ -27,7 +29,6 @@ from civicgrid.events.incident_events import (
     Suspended,
 )
 from civicgrid.events.upcasting import UpcastError, upcast
-from pydantic import Field, TypeAdapter
 
 AnyEvent = Annotated[
     Reported

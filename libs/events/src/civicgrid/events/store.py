@@ -8,13 +8,14 @@ import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
-from civicgrid.events import streams, subjects, wire
-from civicgrid.events.base import IncidentEvent
-from civicgrid.events.models import load_event_json
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
+
+from civicgrid.events import streams, subjects, wire
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.models import load_event_json
 
 WRONG_LAST_SEQUENCE = 10071
 NO_EVENTS_YET = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from civicgrid.events import subjects
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -12,6 +11,8 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BucketNotFoundError, NotFoundError
+
+from civicgrid.events import subjects
 
 INCIDENTS = "INCIDENTS"
 SLA_TIMERS = "SLA_TIMERS"

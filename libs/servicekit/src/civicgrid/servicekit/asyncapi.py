@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from faststream.specification import AsyncAPI
+from pydantic import TypeAdapter
+
 from civicgrid.events import subjects
 from civicgrid.events.models import EVENT_CLASSES, AnyEvent
 from civicgrid.events.ownership import WRITERS
 from civicgrid.servicekit.service import Service
-from faststream.specification import AsyncAPI
-from pydantic import TypeAdapter
 
 VERSION = "0.1.0"
 SCHEMA_REF_TEMPLATE = "#/components/schemas/{model}"

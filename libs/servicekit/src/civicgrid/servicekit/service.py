@@ -15,6 +15,13 @@ from dataclasses import dataclass, field
 
 import structlog
 import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from nats.js import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
 from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
@@ -26,12 +33,6 @@ from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.store import EventStore
 from civicgrid.servicekit.logging import configure_logging
 from civicgrid.servicekit.settings import ServiceSettings
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
-from faststream.nats import NatsBroker
-from faststream.nats.prometheus import NatsPrometheusMiddleware
-from nats.js import JetStreamContext
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 log = structlog.get_logger("civicgrid.service")
 

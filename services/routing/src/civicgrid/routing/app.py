@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prometheus_client import Gauge
+
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery
 from civicgrid.events.store import AppendResult, History
@@ -13,7 +15,6 @@ from civicgrid.routing.metrics import RoutingMetrics
 from civicgrid.routing.policy import PolicyBook, seed_policy
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
-from prometheus_client import Gauge
 
 CONSUMER = ConsumerSpec(
     service="routing",

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from functools import cached_property
 
 import shapely
+from shapely.geometry import Point
+
 from civicgrid.city import City, GeoIndex, Matter
 from civicgrid.city import Unit as CityUnit
 from civicgrid.events.base import UnitKind
 from civicgrid.routing.domain.city import AreaKind, Place, Unit
 from civicgrid.routing.domain.policy import MAX_TOLERANCE_M
-from shapely.geometry import Point
 
 SEARCH_RADIUS_M = MAX_TOLERANCE_M
 

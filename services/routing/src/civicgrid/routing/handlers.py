@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
+
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.incident_events import (
     Assigned,

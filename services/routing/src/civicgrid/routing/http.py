@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
 from civicgrid.events.base import GeoPoint
 from civicgrid.events.incident_events import HandlingLevel, Jurisdiction
 from civicgrid.routing.domain.city import CityMap, Unit
@@ -12,10 +17,6 @@ from civicgrid.routing.domain.decision import Context
 from civicgrid.routing.domain.routing import route_new_report
 from civicgrid.routing.handlers import PolicySource
 from civicgrid.routing.policy import PolicyMissing
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 
 class ExplainedUnit(BaseModel):

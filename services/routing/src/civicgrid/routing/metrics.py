@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from civicgrid.events.incident_events import Assigned
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from civicgrid.events.incident_events import Assigned
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from typing import Any
 
 import structlog
 import yaml
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
 from civicgrid.events.streams import ROUTING_POLICY_BUCKET
 from civicgrid.routing.domain.city import CityMap
 from civicgrid.routing.domain.policy import RoutingPolicy
-from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 log = structlog.get_logger("civicgrid.routing.policy")
 
@@ -225,6 +226,7 @@ def problems_with(policy: RoutingPolicy, city: CityMap) -> list[str]:
 
 async def _main(args: argparse.Namespace) -> int:
     import nats
+
     from civicgrid.routing.config import load_city_map
 
     nc = await nats.connect(args.nats)

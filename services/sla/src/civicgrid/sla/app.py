@@ -6,6 +6,7 @@ For now it only consumes and logs the events it will act on; its own issue fills
 from __future__ import annotations
 
 import structlog
+
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery
 from civicgrid.servicekit.service import Service

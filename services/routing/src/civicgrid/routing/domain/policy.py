@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from civicgrid.city.models import HandlingLevel as CityHandlingLevel
 from civicgrid.city.models import Matter
 from civicgrid.city.models import RoutingPolicy as RoutingFile
-from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TOLERANCE_M = 10_000.0
 """How far the city map looks for a grid near a point outside every grid."""

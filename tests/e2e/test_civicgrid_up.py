@@ -210,3 +210,76 @@ async def test_embedded_nats_refuses_anonymous_and_limits_each_user(up: RunningU
     with pytest.raises(NatsError):
         await reporting.jetstream().publish("incident.FORGED.assigned", b"{}", timeout=2)
     await reporting.close()
+
+
+async def test_a_report_travels_from_open311_and_nats_to_routing_and_back(up: RunningUp) -> None:
+    """The whole platform as processes: intake takes it, routing assigns it, intake shows it."""
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    secrets = json.loads((up.data_dir / "credentials.json").read_text())
+    intake = f"http://127.0.0.1:{up.ports['intake']}"
+    key = secrets["dev_api_key"]
+    async with httpx.AsyncClient(base_url=intake, timeout=5) as http:
+        created = await http.post(
+            "/open311/v2/requests.json",
+            data={
+                "api_key": key,
+                "service_code": "city-appearance.illegal-parking",
+                "lat": "27.5516",
+                "long": "120.5548",
+                "description": "违停堵门",
+                "first_name": "张",
+                "last_name": "三",
+                "phone": "13800000000",
+            },
+        )
+        assert created.status_code == 201, created.text
+        request_id = created.json()[0]["service_request_id"]
+
+        async def assigned_agency() -> str | None:
+            shown = (await http.get(f"/open311/v2/requests/{request_id}.json")).json()[0]
+            return shown["agency_responsible"]
+
+        first_agency = await eventually(assigned_agency, within_s=20, what="routing assigned")
+        incident = (
+            await http.get(f"/api/v1/incidents/{request_id}", headers={"X-API-Key": key})
+        ).json()
+        lead = incident["state"]["lead_unit"]
+        returned = await http.post(
+            f"/api/v1/incidents/{request_id}/return",
+            headers={"X-API-Key": key},
+            json={"unit": {"kind": lead["kind"], "id": lead["id"]}, "reason_code": "not_our_duty"},
+        )
+        assert returned.status_code == 200, returned.text
+
+        async def reassigned_agency() -> str | None:
+            agency = await assigned_agency()
+            return agency if agency != first_agency else None
+
+        await eventually(reassigned_agency, within_s=20, what="routing re-routed the return")
+
+    # Another system reports over NATS as the `external` user, which may publish only intake.>.
+    external = await nats.connect(
+        f"nats://external:{secrets['passwords']['external']}@127.0.0.1:{up.nats_port}"
+    )
+    try:
+        reply = await external.request(
+            "intake.report.iot_sensor",
+            json.dumps(
+                {
+                    "category": "water.waterlogging",
+                    "location": {"lon": 120.5548, "lat": 27.5516},
+                    "device_id": "WL-0042",
+                    "reading": 0.42,
+                }
+            ).encode(),
+            headers={"X-API-Key": key},
+            timeout=10,
+        )
+    finally:
+        await external.close()
+    answer = json.loads(reply.data)
+    assert answer["ok"] is True, answer
+    assert answer["incident_id"]
+    logs = "".join(path.read_text() for path in (up.data_dir / "logs").glob("*.log"))
+    assert "13800000000" not in logs
+    assert up.stop() == 0

@@ -154,8 +154,11 @@ def request_of(state: IncidentState, catalogue: Catalogue) -> ServiceRequestOut:
     report = state.report
     matter = catalogue.matter(state.category)
     lon, lat = (report.location.lon, report.location.lat) if report else (None, None)
-    if lon is not None and lat is not None and catalogue.datum == GCJ02:
-        lon, lat = gcj02_to_wgs84(lon, lat)  # Open311 speaks WGS84
+    if lon is not None and lat is not None:
+        if catalogue.datum == GCJ02:
+            lon, lat = gcj02_to_wgs84(lon, lat)  # Open311 speaks WGS84
+        # About a centimetre: more digits are only the round trip's floating-point noise.
+        lon, lat = round(lon, 7), round(lat, 7)
     return ServiceRequestOut(
         service_request_id=state.incident_id,
         status=status_of(state),

@@ -283,3 +283,44 @@ async def test_a_report_travels_from_open311_and_nats_to_routing_and_back(up: Ru
     logs = "".join(path.read_text() for path in (up.data_dir / "logs").glob("*.log"))
     assert "13800000000" not in logs
     assert up.stop() == 0
+
+
+def test_a_routing_policy_published_while_running_takes_effect(
+    up: RunningUp, tmp_path: Path
+) -> None:
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    shipped = Path(__file__).resolve().parents[2] / "config" / "longgang" / "routing.yaml"
+    version_2 = tmp_path / "routing-v2.yaml"
+    version_2.write_text(shipped.read_text().replace("policy_version: 1", "policy_version: 2", 1))
+    env = {**os.environ, "CIVICGRID_NATS_PORT": str(up.nats_port)}
+    env.pop("CIVICGRID_NATS_URL", None)
+    published = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "civicgrid.cli",
+            "policy",
+            "publish",
+            str(version_2),
+            "--data-dir",
+            str(up.data_dir),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert published.returncode == 0, published.stderr
+    assert "published version 2" in published.stdout
+    explain = f"http://127.0.0.1:{up.ports['routing']}/api/v1/explain"
+    query = {"lon": "120.56", "lat": "27.55", "category": "city-appearance.illegal-parking"}
+    deadline = time.monotonic() + 20
+    version = None
+    while time.monotonic() < deadline:
+        version = httpx.get(explain, params=query, timeout=5).json()["policy_version"]
+        if version == 2:
+            break
+        time.sleep(0.1)  # poll interval; the deadline above bounds the wait
+    assert version == 2
+    assert up.stop() == 0

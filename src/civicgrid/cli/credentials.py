@@ -45,3 +45,10 @@ def load_or_create(data_dir: Path, dev_api_key: str | None) -> Credentials:
     os.chmod(temporary, 0o600)
     temporary.replace(path)
     return credentials
+
+
+def load_existing(data_dir: Path) -> Credentials:
+    path = data_dir / FILE_NAME
+    if not path.exists():
+        raise SystemExit(f"{path} not found: start the platform with `civicgrid up` first")
+    return Credentials(**json.loads(path.read_text()))

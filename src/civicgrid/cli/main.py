@@ -7,6 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from civicgrid.cli.credentials import load_existing
 from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
 
 
@@ -61,7 +62,36 @@ def _parser() -> argparse.ArgumentParser:
         default=int(env("CIVICGRID_STREAM_REPLICAS", "1")),
         help="stream replicas: 1 for a single server, 3 for a cluster [CIVICGRID_STREAM_REPLICAS]",
     )
+
+    policy = commands.add_parser(
+        "policy",
+        help="publish a new routing policy version, or show the current one",
+    )
+    policy.add_argument("action", choices=("publish", "show"))
+    policy.add_argument("file", nargs="?", help="policy YAML (for publish)")
+    policy.add_argument(
+        "--nats",
+        default=env("CIVICGRID_NATS_URL"),
+        help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
+    )
+    policy.add_argument("--data-dir", default=env("CIVICGRID_DATA_DIR", "data"))
+    policy.add_argument("--nats-port", type=int, default=int(env("CIVICGRID_NATS_PORT", "4222")))
+    policy.add_argument("--config", default=env("CIVICGRID_CONFIG"))
     return parser
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from civicgrid.routing.policy import main as policy_main
+
+    url = args.nats
+    if url is None:
+        # The embedded server's admin identity, as `civicgrid up` left it in the data dir.
+        credentials = load_existing(Path(args.data_dir))
+        url = credentials.url_for("admin", "127.0.0.1", args.nats_port)
+    argv = [args.action, *([args.file] if args.file else []), "--nats", url]
+    if args.config:
+        argv += ["--config", args.config]
+    return policy_main(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
             dev_api_key=os.environ.get("CIVICGRID_DEV_API_KEY"),
         )
         raise SystemExit(asyncio.run(run_up(options)))
+    if args.command == "policy":
+        raise SystemExit(_policy(args))
     if args.command == "provision":
         asyncio.run(provision(args.nats, replicas=args.replicas))
         print(f"streams and buckets provisioned with {args.replicas} replica(s)")

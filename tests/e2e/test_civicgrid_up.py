@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -324,3 +325,32 @@ def test_a_routing_policy_published_while_running_takes_effect(
         time.sleep(0.1)  # poll interval; the deadline above bounds the wait
     assert version == 2
     assert up.stop() == 0
+
+
+def test_up_with_a_broken_city_says_what_is_wrong_and_starts_nothing(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "config" / "longgang"
+    broken = tmp_path / "city"
+    shutil.copytree(shipped, broken)
+    units = broken / "units.yaml"
+    units.write_text(units.read_text().replace("id: dept-urban-mgmt", "id: dept-renamed", 1))
+    data_dir = tmp_path / "data"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "civicgrid.cli",
+            "up",
+            "--config",
+            str(broken),
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "nothing was started" in result.stdout
+    assert "matters.yaml" in result.stdout and "dept-urban-mgmt" in result.stdout
+    assert not data_dir.exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import nats
 
+from civicgrid.city import CityConfigError, default_config_dir, load_city
 from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
 from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
@@ -100,8 +101,22 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
     return "\n".join(lines)
 
 
+def check_city(config_dir: Path | None) -> str | None:
+    """Load and validate the city once before anything starts: a bad file is a clear error
+    here, not four services crash-looping behind a supervisor."""
+    try:
+        load_city(config_dir if config_dir is not None else default_config_dir())
+    except CityConfigError as exc:
+        return str(exc)
+    return None
+
+
 async def run_up(options: UpOptions) -> int:
     say = EventPrinter()
+    problem = check_city(options.config_dir)
+    if problem is not None:
+        say(f"the city configuration is not valid; nothing was started:\n{problem}")
+        return 2
     options.data_dir.mkdir(parents=True, exist_ok=True)
     server: EmbeddedNats | None = None
     credentials: Credentials | None = None

@@ -59,3 +59,11 @@ def test_an_unknown_event_type_is_refused() -> None:
 def test_a_naive_timestamp_is_refused() -> None:
     with pytest.raises(ValidationError, match="timezone"):
         load_event({**V1_REPORTED, "occurred_at": "2026-09-24T10:00:00"})
+
+
+def test_a_field_added_by_a_newer_producer_is_ignored_not_refused() -> None:
+    current = load_event(dict(V1_REPORTED)).model_dump(mode="json")
+    current["priority_hint"] = "high"  # an optional field a later release might add
+    event = load_event(current)
+    assert isinstance(event, Reported)
+    assert "priority_hint" not in event.model_dump()

@@ -26,9 +26,15 @@ def utc_now() -> datetime:
 
 
 class Contract(BaseModel):
-    """Frozen, strict about unknown fields: the contract is what is written, nothing more."""
+    """Frozen; a tolerant reader of fields it does not know.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A producer one release ahead may add an optional field (an additive change needs no new
+    schema_version). Refusing it would send every such event to the DLQ of every consumer
+    still on the old release during a rolling upgrade; ignoring it loses nothing they use.
+    Changes that alter or remove a field get a new schema_version and an upcaster instead.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class ActorKind(StrEnum):

@@ -48,6 +48,10 @@ class Supervisor:
     def request_stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     async def _spawn(self, child: Child) -> None:
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = open(child.log_path, "ab")  # noqa: SIM115, ASYNC230 - brief, local, append-only

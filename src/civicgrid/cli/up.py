@@ -101,6 +101,19 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
     return "\n".join(lines)
 
 
+async def keep_nats_running(server: EmbeddedNats, supervisor: Supervisor, log_file: Path) -> None:
+    """Restart the embedded nats-server if it dies; the services reconnect on their own."""
+    while True:
+        process = server.process
+        assert process is not None
+        code = await asyncio.to_thread(process.wait)
+        if supervisor.stopping:
+            return
+        supervisor.on_event(f"nats-server exited with code {code}; restarting it")
+        await asyncio.to_thread(server.start, log_file=log_file)
+        supervisor.on_event("nats-server restarted")
+
+
 def check_city(config_dir: Path | None) -> str | None:
     """Load and validate the city once before anything starts: a bad file is a clear error
     here, not four services crash-looping behind a supervisor."""
@@ -120,6 +133,7 @@ async def run_up(options: UpOptions) -> int:
     options.data_dir.mkdir(parents=True, exist_ok=True)
     server: EmbeddedNats | None = None
     credentials: Credentials | None = None
+    nats_log = options.data_dir / "logs" / "nats-server.log"
     if options.nats_url is None:
         credentials = load_or_create(options.data_dir, options.dev_api_key)
         server = EmbeddedNats(
@@ -128,7 +142,7 @@ async def run_up(options: UpOptions) -> int:
             config_text=authorization_block(credentials),
         )
         say(f"starting nats-server on 127.0.0.1:{options.nats_port}")
-        server.start(log_file=options.data_dir / "logs" / "nats-server.log")
+        server.start(log_file=nats_log)
         admin_url = credentials.url_for("admin", "127.0.0.1", options.nats_port)
         urls = {s: credentials.url_for(s, "127.0.0.1", options.nats_port) for s in SERVICES}
         nats_shown = f"nats://127.0.0.1:{options.nats_port} (JetStream, {options.data_dir})"
@@ -156,6 +170,11 @@ async def run_up(options: UpOptions) -> int:
             loop.add_signal_handler(signum, supervisor.request_stop)
         await supervisor.start_all()
         watching = asyncio.create_task(supervisor.run_until_stopped())
+        nats_keeper = (
+            asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
+            if server is not None
+            else None
+        )
         ready = await wait_ready(options.http_host, options.ports, READY_DEADLINE_S)
         not_ready = {service: state for service, state in ready.items() if state != "ready"}
         if not_ready and not watching.done():
@@ -164,6 +183,8 @@ async def run_up(options: UpOptions) -> int:
             print(banner(options, nats_shown, credentials), flush=True)
         await watching
         say("services stopped")
+        if nats_keeper is not None:
+            nats_keeper.cancel()
         return 0
     finally:
         if server is not None:

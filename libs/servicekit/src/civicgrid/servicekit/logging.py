@@ -30,7 +30,25 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     numeric_level = logging.getLevelName(level.upper())
     if not isinstance(numeric_level, int):
         numeric_level = logging.INFO
-    logging.basicConfig(stream=sys.stdout, level=numeric_level, format="%(message)s")
+    # Libraries log through the standard library (uvicorn, FastStream, nats-py): render their
+    # records as the same JSON lines, through the same redaction, so a log shipper sees one format.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=structlog.processors.JSONRenderer(ensure_ascii=False),
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                drop_personal_data,
+                structlog.processors.format_exc_info,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric_level)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

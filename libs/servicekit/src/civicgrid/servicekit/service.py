@@ -68,6 +68,9 @@ class Service:
             max_reconnect_attempts=-1,
             # Per-message lines at DEBUG: at INFO they would drown the service's own log.
             log_level=logging.DEBUG,
+            # A plain stdlib logger, so the records reach our JSON handler instead of
+            # FastStream's own coloured console one.
+            logger=logging.getLogger("civicgrid.faststream"),
         )
         self.consumer_metrics = ConsumerMetrics.create(self.registry)
         self.consumer_pending = Gauge(

@@ -24,9 +24,9 @@ from civicgrid.events.consumer import (
     EventConsumer,
     EventHandler,
     PermanentFailure,
-    PullLoop,
 )
 from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
+from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import accepted, reported
 from civicgrid.events.testing.waiting import eventually
@@ -189,7 +189,8 @@ CRASHING_CONSUMER = textwrap.dedent(
     import asyncio, os, sys
     import nats
     from prometheus_client import CollectorRegistry
-    from civicgrid.events.consumer import ConsumerMetrics, ConsumerSpec, EventConsumer, PullLoop
+    from civicgrid.events.consumer import ConsumerMetrics, ConsumerSpec, EventConsumer
+    from civicgrid.events.pull_loop import PullLoop
     from civicgrid.events.dead_letters import DeadLetterPublisher
 
     url, incident_id = sys.argv[1], sys.argv[2]

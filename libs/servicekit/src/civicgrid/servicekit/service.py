@@ -27,9 +27,9 @@ from civicgrid.events.consumer import (
     ConsumerSpec,
     EventConsumer,
     EventHandler,
-    PullLoop,
 )
 from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.store import EventStore
 from civicgrid.servicekit.logging import configure_logging
 from civicgrid.servicekit.settings import ServiceSettings

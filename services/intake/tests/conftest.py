@@ -15,6 +15,7 @@ from civicgrid.intake.catalogue import InMemoryCatalogue
 from civicgrid.intake.config import IntakeConfig
 from civicgrid.intake.testing import (
     DEV_KEY,
+    GRID,
     LIMITED_KEY,
     MAX_BODY_BYTES,
     OPEN311_KEY,
@@ -41,7 +42,9 @@ async def intake(
         catalogue=catalogue,
         keys=keys(
             **{
-                LIMITED_KEY: rights("limited", channels=("citizen_app",), commands=("accept",)),
+                LIMITED_KEY: rights(
+                    "limited", channels=("citizen_app",), commands=("accept",), units=(GRID.id,)
+                ),
                 THROTTLED_KEY: rights("throttled", channels=("*",), per_minute=1, burst=2),
                 OPEN311_KEY: rights("open311-client", channels=("open311",)),
             }

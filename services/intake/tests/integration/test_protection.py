@@ -18,6 +18,7 @@ from civicgrid.intake.testing import (
     MAX_BODY_BYTES,
     NEVER_MERGES,
     OPEN311_KEY,
+    OTHER_GRID,
     THROTTLED_KEY,
     next_place,
     stream_messages,
@@ -62,6 +63,22 @@ async def test_a_key_may_use_only_its_channels_commands_and_reads(
     assert await stream_messages(js) == before
     allowed = await http.post("/api/v1/reports", json=app_report(), headers=limited)
     assert allowed.status_code == 201
+
+
+async def test_a_key_bound_to_a_unit_cannot_sign_for_another(
+    http: httpx.AsyncClient, js: JetStreamContext
+) -> None:
+    limited = {"X-API-Key": LIMITED_KEY}
+    before = await stream_messages(js)
+    other = await http.post(
+        "/api/v1/incidents/ANY/accept", json={"unit": OTHER_GRID.model_dump()}, headers=limited
+    )
+    assert other.status_code == 403 and OTHER_GRID.id in other.text
+    own = await http.post(
+        "/api/v1/incidents/ANY/accept", json={"unit": GRID.model_dump()}, headers=limited
+    )
+    assert own.status_code == 404  # past the key's checks; there is no incident ANY
+    assert await stream_messages(js) == before
 
 
 async def test_open311_refuses_a_post_without_a_proper_key_with_403(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from civicgrid.events.base import UnitKind, UnitRef
 from civicgrid.intake.access import (
     Gate,
     KeyRing,
@@ -14,6 +16,7 @@ from civicgrid.intake.access import (
     hash_key,
     load_keys_file,
 )
+from civicgrid.intake.domain.commands import Accept, Extend
 from civicgrid.intake.errors import Refused
 from civicgrid.intake.testing import rights
 
@@ -93,3 +96,37 @@ def test_the_bucket_refills_with_time() -> None:
     assert caught.value.status == 429 and caught.value.headers["Retry-After"] == "1"
     now[0] = 1.0
     gate.for_report("k" * 16, "citizen_app")
+
+
+def test_a_key_bound_to_units_may_act_only_for_them(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+keys:
+  - system: urban-mgmt
+    key: urban-mgmt-plain-key-01
+    commands: ["*"]
+    units: [dept-urban-mgmt]
+  - system: older-file
+    key: older-file-plain-key-1
+    commands: ["*"]
+""",
+    )
+    gate = Gate(KeyRing.from_sources("dev-key-0000000001", path), RateLimiter())
+    own = UnitRef(kind=UnitKind.DEPARTMENT, id="dept-urban-mgmt")
+    other = UnitRef(kind=UnitKind.DEPARTMENT, id="dept-police")
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+
+    bound = gate.for_command("urban-mgmt-plain-key-01", "accept")
+    gate.check_units(bound, Accept(unit=own))
+    with pytest.raises(Refused) as refused:
+        gate.check_units(bound, Accept(unit=other))
+    assert refused.value.status == 403
+    assert "dept-police" in str(refused.value.problems[0].reason)
+    with pytest.raises(Refused):
+        gate.check_units(
+            bound, Extend(approved_by=other, clock="resolve", new_due_at=later, reason="why")
+        )
+    # Without a units list (a file written before the field) and for the dev key: any unit.
+    for key in ("older-file-plain-key-1", "dev-key-0000000001"):
+        gate.check_units(gate.for_command(key, "accept"), Accept(unit=other))

@@ -13,6 +13,7 @@ Keys come from two places:
           # key: "plain-text-key"        # the key itself (development only)
           channels: [hotline_12345]      # report channels; "*" for all
           commands: [callback, reopen]   # commands; "*" for all
+          units: ["*"]                   # units it may act for in commands (unit ids); "*" all
           read_incidents: false          # GET /api/v1/incidents/{id} (holds personal data)
           rate_limit: {per_minute: 600, burst: 60}   # omit for no limit
 
@@ -32,13 +33,15 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from civicgrid.events.base import UnitRef
 from civicgrid.events.incident_events import Channel
-from civicgrid.intake.domain.commands import CommandName
+from civicgrid.intake.domain.commands import Command, CommandName
 from civicgrid.intake.errors import forbidden, rate_limited, unauthorized
 
 ALL = "*"
 DEV_SYSTEM = "dev"
 SystemName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
+UnitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 
 
 class KeysFileError(ValueError):
@@ -64,6 +67,9 @@ class KeyEntry(BaseModel):
     key: Annotated[str, Field(min_length=16, max_length=256)] | None = None
     channels: list[Channel | Literal["*"]] = []
     commands: list[CommandName | Literal["*"]] = []
+    # A department's own system acts for that department only; the default keeps older files
+    # meaning what they meant.
+    units: list[UnitId | Literal["*"]] = [ALL]
     read_incidents: bool = False
     rate_limit: RateLimit | None = None
 
@@ -93,12 +99,21 @@ class Rights:
     commands: frozenset[str]
     read_incidents: bool
     rate_limit: RateLimit | None
+    units: frozenset[str] = frozenset({ALL})
+
+    def may_act_for(self, unit: UnitRef) -> bool:
+        return ALL in self.units or unit.id in self.units
 
     def may_report(self, channel: str) -> bool:
         return ALL in self.channels or channel in self.channels
 
     def may_command(self, command: str) -> bool:
         return ALL in self.commands or command in self.commands
+
+
+def acting_units(command: Command) -> tuple[UnitRef, ...]:
+    candidates = (getattr(command, "unit", None), getattr(command, "approved_by", None))
+    return tuple(unit for unit in candidates if isinstance(unit, UnitRef))
 
 
 def hash_key(key: str) -> str:
@@ -116,6 +131,7 @@ def rights_of(entry: KeyEntry) -> Rights:
         frozenset(str(c) for c in entry.commands),
         entry.read_incidents,
         entry.rate_limit,
+        frozenset(entry.units),
     )
 
 
@@ -214,6 +230,13 @@ class Gate:
             raise forbidden(f"this key may not issue {command}")
         self.limiter.take(rights)
         return rights
+
+    def check_units(self, rights: Rights, command: Command) -> None:
+        """The units a command acts for must be among the key's: a key cannot sign, resolve
+        or return for a unit that is not its system's."""
+        for unit in acting_units(command):
+            if not rights.may_act_for(unit):
+                raise forbidden(f"this key may not act for unit {unit.kind}:{unit.id}")
 
     def for_reading(self, key: str | None) -> Rights:
         rights = self.keys.identify(key)

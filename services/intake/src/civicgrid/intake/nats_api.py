@@ -139,6 +139,7 @@ def _command_handler(
         headers = _check(message)
         rights = gate.for_command(headers.get("x-api-key"), name.value)
         command = base.model_validate(body.model_dump(exclude={"incident_id"}))
+        gate.check_units(rights, command)
         outcome = await intake.command(
             body.incident_id,
             command,

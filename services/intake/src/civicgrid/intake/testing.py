@@ -125,9 +125,12 @@ def rights(
     read_incidents: bool = False,
     per_minute: float | None = None,
     burst: int | None = None,
+    units: tuple[str, ...] = ("*",),
 ) -> Rights:
     limit = RateLimit(per_minute=per_minute, burst=burst) if per_minute else None
-    return Rights(system, frozenset(channels), frozenset(commands), read_incidents, limit)
+    return Rights(
+        system, frozenset(channels), frozenset(commands), read_incidents, limit, frozenset(units)
+    )
 
 
 async def assign(

@@ -127,6 +127,7 @@ def _add_command_route(
         idempotency_key: IdempotencyKey = None,
     ) -> CommandReceipt:
         rights = gate.for_command(api_key, name.value)
+        gate.check_units(rights, command)
         outcome = await intake.command(
             incident_id,
             command,

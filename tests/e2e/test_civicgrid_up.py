@@ -86,8 +86,13 @@ def up(data_dir: Path) -> Iterator[RunningUp]:
     running = start_up(data_dir)
     yield running
     if running.process.poll() is None:
-        running.process.kill()
-        running.process.wait()
+        # A test that did not stop it: stop it as a user would, so nothing outlives the test.
+        running.process.send_signal(signal.SIGINT)
+        try:
+            running.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait()
 
 
 def _children_of(pid: int) -> list[int]:
@@ -404,3 +409,15 @@ def _nats_server_children(pid: int) -> list[int]:
         for child in _children_of(pid)
         if "nats-server" in Path(f"/proc/{child}/cmdline").read_text()
     ]
+
+
+def test_killing_the_supervisor_outright_takes_its_children_with_it(up: RunningUp) -> None:
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    children = _children_of(up.process.pid)
+    assert len(children) == 5
+    up.process.kill()
+    up.process.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.1)  # poll interval; bounded by the deadline
+    assert not [pid for pid in children if _alive(pid)]

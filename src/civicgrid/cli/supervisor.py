@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from civicgrid.servicekit.orphans import die_with_parent
+
 MAX_BACKOFF_S = 30.0
 # A child that ran this long before dying counts as healthy: its next restart is immediate.
 HEALTHY_RUN_S = 60.0
@@ -64,6 +66,8 @@ class Supervisor:
                 # Own process group: a terminal's Ctrl-C reaches only the supervisor, which
                 # then stops the children in order instead of all dying at once.
                 start_new_session=True,
+                # If the supervisor is killed outright, the services go with it.
+                preexec_fn=die_with_parent(),
             )
         finally:
             log_file.close()

@@ -110,7 +110,9 @@ async def keep_nats_running(server: EmbeddedNats, supervisor: Supervisor, log_fi
         if supervisor.stopping:
             return
         supervisor.on_event(f"nats-server exited with code {code}; restarting it")
-        await asyncio.to_thread(server.start, log_file=log_file)
+        # On the main thread, not a worker: the kernel ties the child's death signal to the
+        # thread that forked it.
+        server.start(log_file=log_file, die_with_parent=True)
         supervisor.on_event("nats-server restarted")
 
 
@@ -142,7 +144,7 @@ async def run_up(options: UpOptions) -> int:
             config_text=authorization_block(credentials),
         )
         say(f"starting nats-server on 127.0.0.1:{options.nats_port}")
-        server.start(log_file=nats_log)
+        server.start(log_file=nats_log, die_with_parent=True)
         admin_url = credentials.url_for("admin", "127.0.0.1", options.nats_port)
         urls = {s: credentials.url_for(s, "127.0.0.1", options.nats_port) for s in SERVICES}
         nats_shown = f"nats://127.0.0.1:{options.nats_port} (JetStream, {options.data_dir})"

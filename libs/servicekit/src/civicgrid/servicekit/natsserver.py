@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from civicgrid.servicekit import orphans
+
 
 class NatsServerError(RuntimeError):
     pass
@@ -87,7 +89,13 @@ class EmbeddedNats:
             lines.append(f"http_port: {self.monitor_port}")
         return "\n".join(lines) + "\n" + self.config_text
 
-    def start(self, *, log_file: Path | None = None, deadline_s: float = 15.0) -> None:
+    def start(
+        self,
+        *,
+        log_file: Path | None = None,
+        deadline_s: float = 15.0,
+        die_with_parent: bool = False,
+    ) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file().write_text(self.render_config())
         if log_file is not None:
@@ -100,6 +108,7 @@ class EmbeddedNats:
             # Its own process group: Ctrl-C reaches the supervisor, which stops it in order.
             start_new_session=True,
             env={**os.environ},
+            preexec_fn=orphans.die_with_parent() if die_with_parent else None,
         )
         wait_for_port(self.host, self.port, deadline_s, self.process)
 

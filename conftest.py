@@ -23,7 +23,7 @@ from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     data_dir: Path = tmp_path_factory.mktemp("nats")
     server = EmbeddedNats(data_dir=data_dir, port=free_port())
-    server.start(log_file=data_dir / "nats-server.log")
+    server.start(log_file=data_dir / "nats-server.log", die_with_parent=True)
     yield server
     server.stop()
 

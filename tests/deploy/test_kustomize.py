@@ -52,7 +52,8 @@ CUSTOM_KINDS = {
 # Secrets an operator creates before applying prod (deploy/k8s/README.md); dev generates
 # its own.
 NATS_SECRETS = {f"civicgrid-nats-{user}" for user in USERS}
-EXTERNAL_SECRETS = {"base": NATS_SECRETS, "dev": set(), "prod": NATS_SECRETS | {"nats-tls"}}
+OPERATOR_SECRETS = NATS_SECRETS | {"civicgrid-intake-api-keys"}
+EXTERNAL_SECRETS = {"base": OPERATOR_SECRETS, "dev": set(), "prod": OPERATOR_SECRETS | {"nats-tls"}}
 # Where the ingress controller and Prometheus run (kubernetes.io/metadata.name).
 INGRESS_NAMESPACE = "ingress-nginx"
 MONITORING_NAMESPACE = "monitoring"
@@ -683,3 +684,10 @@ def test_the_dashboard_shows_what_operators_ask_for_with_metrics_that_exist() ->
     }
     for what, pattern in wanted.items():
         assert any(re.search(pattern, e) for e in expressions), f"no panel for {what}"
+
+
+def test_the_dev_overlays_intake_keys_file_is_one_intake_accepts() -> None:
+    from civicgrid.intake.access import load_keys_file
+
+    entries = load_keys_file(REPO / "deploy" / "k8s" / "overlays" / "dev" / "intake-api-keys.yaml")
+    assert entries, "the dev overlay should ship at least one key"

@@ -264,3 +264,30 @@ async def test_events_of_one_incident_are_handled_in_stream_order(
     finally:
         await loop.stop()
     assert handled == [first.event_id, *(event.event_id for event in followers)]
+
+
+async def test_a_consumer_deleted_under_the_loop_does_not_kill_it(
+    nc: NatsClient, store: EventStore
+) -> None:
+    seen: list[str] = []
+
+    async def record(event: IncidentEvent, delivery: Delivery) -> None:
+        seen.append(event.incident_id)
+
+    spec = ConsumerSpec(
+        service="resilient", durable="resilient-c", filter_subjects=("incident.*.reported",)
+    )
+    loop = await start_consuming(nc, spec, record)
+    js = nc.jetstream()
+    try:
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+        await eventually(lambda: _async(loop.failures > 0), what="fetch failures noticed")
+        assert loop.running
+        # An operator recreates it (or a redeploy does): the same loop carries on.
+        await js.add_consumer(streams.INCIDENTS, spec.consumer_config())
+        event = reported()
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(lambda: _async(event.incident_id in seen), what="handled after")
+    finally:
+        await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)

@@ -15,14 +15,14 @@ import contextlib
 
 import structlog
 from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 
 from civicgrid.events.consumer import EventConsumer
 
 log = structlog.get_logger("civicgrid.consumer")
+
+FETCH_RETRY_S = 1.0
 
 
 class PullLoop:
@@ -37,6 +37,15 @@ class PullLoop:
         self._stopping = asyncio.Event()
         self._idle = True
         self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+
+    @property
+    def durable(self) -> str:
+        return self._consumer.spec.durable
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         """Bind (creating if needed) the durable consumer, then fetch in the background.
@@ -74,14 +83,21 @@ class PullLoop:
                 batch = await self._next_batch(subscription)
             except (TimeoutError, FetchTimeoutError):
                 continue
-            except (ConnectionClosedError, NatsTimeoutError) as exc:
-                # Unacknowledged messages are redelivered; wait for the connection to return.
-                log.warning("fetch_failed", consumer=spec.durable, error=str(exc))
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                # Connection lost, server restarting, an API error: whatever it is, the loop
+                # must not die quietly while /readyz says all is well. Unacknowledged messages
+                # are redelivered; try again after a pause.
+                self.failures += 1
+                log.warning("fetch_failed", consumer=spec.durable, error=repr(exc))
+                await asyncio.sleep(FETCH_RETRY_S)
                 continue
             self._idle = False
             try:
                 await self._consumer.on_batch(batch)
+            except Exception as exc:
+                # Acking or dead-lettering failed (connection gone): the server redelivers.
+                self.failures += 1
+                log.warning("batch_failed", consumer=spec.durable, error=repr(exc))
             finally:
                 self._idle = True
 

@@ -134,6 +134,9 @@ class Service:
             found.append("starting")
         elif not self.broker.connection.is_connected:
             found.append("not connected to NATS")
+        found += [
+            f"consumer {loop.durable} stopped" for loop in self._pull_loops if not loop.running
+        ]
         for check in self.readiness_checks:
             problem = await check()
             if problem:

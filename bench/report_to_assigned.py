@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import statistics
 import time
@@ -25,7 +26,6 @@ from civicgrid.city import GeoIndex, load_city
 from civicgrid.city.paths import default_config_dir
 from civicgrid.events import streams
 from civicgrid.events.base import Actor, ActorKind, GeoPoint
-from civicgrid.events.consumer import ConsumerSpec
 from civicgrid.events.incident_events import Channel, ReportDetails, Reported
 from civicgrid.events.store import EventStore
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
@@ -39,14 +39,6 @@ class Latency:
     p50_ms: float
     p99_ms: float
     count: int
-
-
-@dataclass(frozen=True)
-class _FromNowOn(ConsumerSpec):
-    def consumer_config(self) -> ConsumerConfig:
-        config = super().consumer_config()
-        config.deliver_policy = DeliverPolicy.NEW
-        return config
 
 
 def _reports(count: int, seed: int = 7) -> list[Reported]:
@@ -169,7 +161,9 @@ async def _with_routing(server: EmbeddedNats, work: Callable[[], Awaitable[None]
         stream_replicas=1,
     )
     # From new messages on: the stream already holds the other benchmarks' reports.
-    service: Service = build(settings, consumer=_FromNowOn(**vars(CONSUMER)))
+    service: Service = build(
+        settings, consumer=dataclasses.replace(CONSUMER, deliver_policy=DeliverPolicy.NEW)
+    )
     await service.start()
     try:
         await work()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
 
 from civicgrid.events import streams
 from civicgrid.events.consumer import ConsumerSpec
@@ -25,16 +24,6 @@ from civicgrid.routing.testing import Incidents, StartRouting
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
-
-
-@dataclass(frozen=True)
-class FromNowOn(ConsumerSpec):
-    """The routing consumer, but starting at messages published after it is created."""
-
-    def consumer_config(self) -> ConsumerConfig:
-        config = super().consumer_config()
-        config.deliver_policy = DeliverPolicy.NEW
-        return config
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +48,13 @@ async def start_routing(
 ) -> AsyncIterator[StartRouting]:
     """Starts routing replicas sharing one durable consumer; all stopped after the test."""
     durable = f"routing-{uuid.uuid4().hex[:10]}"
-    spec = FromNowOn(
+    # The routing consumer, but starting at messages published after it is created.
+    spec = ConsumerSpec(
         service="routing",
         durable=durable,
         filter_subjects=CONSUMER.filter_subjects,
         backoff_s=(0.05, 0.1),
+        deliver_policy=DeliverPolicy.NEW,
     )
     started: list[Service] = []
 

@@ -61,11 +61,14 @@ class ConsumerSpec:
     ack_wait_s: float = 30.0
     batch_size: int = 64
     max_ack_pending: int = 1000
+    # Where a new durable starts: ALL for a service (nothing in the stream is skipped); NEW
+    # where only what follows matters (a benchmark, a test sharing the stream with others).
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.durable,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=self.deliver_policy,
             ack_policy=JsAckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_deliver=self.max_deliver,

@@ -20,7 +20,7 @@ from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
 from civicgrid.events.ownership import SERVICES
 from civicgrid.events.streams import ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats
-from civicgrid.servicekit.settings import DEFAULT_PORTS
+from civicgrid.servicekit.settings import DEFAULT_PORTS, ServiceSettings
 
 READY_DEADLINE_S = 90.0
 
@@ -195,7 +195,5 @@ async def run_up(options: UpOptions) -> int:
 
 
 def default_ports() -> dict[str, int]:
-    return {
-        service: int(os.environ.get(f"CIVICGRID_{service.upper()}_PORT", str(port)))
-        for service, port in DEFAULT_PORTS.items()
-    }
+    # The services read their ports through ServiceSettings; so does `up`, with the same checks.
+    return {service: ServiceSettings.from_env(service).http_port for service in DEFAULT_PORTS}

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +95,16 @@ def up(data_dir: Path) -> Iterator[RunningUp]:
             running.process.wait()
 
 
+def _until(probe: Callable[[], bool], within_s: float, what: str) -> None:
+    """The synchronous twin of ``eventually``: poll until true, fail loudly at the deadline."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {within_s}s")
+
+
 def _children_of(pid: int) -> list[int]:
     result = subprocess.run(
         ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
@@ -138,14 +148,14 @@ def test_a_service_that_dies_is_restarted(up: RunningUp) -> None:
     assert len(victims) == 1
     os.kill(victims[0], signal.SIGKILL)
     up.wait_for_line("sla exited with code -9", 30)
-    deadline = time.monotonic() + START_DEADLINE_S
-    ready = False
-    while time.monotonic() < deadline and not ready:
+
+    def sla_ready() -> bool:
         try:
-            ready = httpx.get(f"http://127.0.0.1:{up.ports['sla']}/readyz", timeout=2).is_success
+            return httpx.get(f"http://127.0.0.1:{up.ports['sla']}/readyz", timeout=2).is_success
         except httpx.HTTPError:
-            time.sleep(0.2)
-    assert ready
+            return False
+
+    _until(sla_ready, START_DEADLINE_S, "the restarted sla ready")
     assert up.stop() == 0
 
 
@@ -321,14 +331,11 @@ def test_a_routing_policy_published_while_running_takes_effect(
     assert "published version 2" in published.stdout
     explain = f"http://127.0.0.1:{up.ports['routing']}/api/v1/explain"
     query = {"lon": "120.56", "lat": "27.55", "category": "city-appearance.illegal-parking"}
-    deadline = time.monotonic() + 20
-    version = None
-    while time.monotonic() < deadline:
-        version = httpx.get(explain, params=query, timeout=5).json()["policy_version"]
-        if version == 2:
-            break
-        time.sleep(0.1)  # poll interval; the deadline above bounds the wait
-    assert version == 2
+
+    def explained_with_version_2() -> bool:
+        return bool(httpx.get(explain, params=query, timeout=5).json()["policy_version"] == 2)
+
+    _until(explained_with_version_2, 20, "new decisions on policy version 2")
     assert up.stop() == 0
 
 
@@ -417,7 +424,4 @@ def test_killing_the_supervisor_outright_takes_its_children_with_it(up: RunningU
     assert len(children) == 5
     up.process.kill()
     up.process.wait()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
-        time.sleep(0.1)  # poll interval; bounded by the deadline
-    assert not [pid for pid in children if _alive(pid)]
+    _until(lambda: not any(_alive(pid) for pid in children), 30, "every child gone")

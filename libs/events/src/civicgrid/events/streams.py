@@ -34,6 +34,8 @@ def incidents_stream(replicas: int = 1) -> StreamConfig:
         duplicate_window=DUPLICATE_WINDOW_S,
         discard=DiscardPolicy.OLD,
         allow_direct=True,
+        # A decision of several events is stored whole or not at all (ADR-50 atomic batch).
+        allow_atomic=True,
         deny_delete=True,
         deny_purge=True,
     )

@@ -91,11 +91,13 @@ async def decide_and_append(
     *,
     at_least: int = 0,
     max_attempts: int = DEFAULT_ATTEMPTS,
+    on_conflict: Callable[[], None] | None = None,
 ) -> Decided:
     """Carry out ``decide`` for ``cause`` on the incident, once.
 
     ``at_least``: a stream sequence known to exist (the event being reacted to), so the read
-    that decides never comes from a replica that has not applied it yet.
+    that decides never comes from a replica that has not applied it yet. ``on_conflict`` is
+    told of every lost race (for a metric).
     """
     for _ in range(max_attempts):
         history = await store.load(incident_id, at_least=at_least)
@@ -112,6 +114,8 @@ async def decide_and_append(
                 expected_version=history.version,
             )
         except ConcurrencyConflict:
+            if on_conflict is not None:
+                on_conflict()
             continue
         return Decided(history, tuple(written), already_applied=False)
     raise DecisionContention(f"incident {incident_id} changed {max_attempts} times")

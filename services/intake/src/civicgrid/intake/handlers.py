@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 import structlog
 
 from civicgrid.events.base import Actor, ActorKind, IncidentEvent, utc_now
+from civicgrid.events.decide import (
+    Cause,
+    Decided,
+    DecisionContention,
+    IdempotencyConflict,
+    decide_and_append,
+    fingerprint_of,
+)
 from civicgrid.events.ids import new_event_id
 from civicgrid.events.incident_events import Merged, ReportDetails, Reported
 from civicgrid.events.store import ConcurrencyConflict, EventStore, History, StoredEvent
@@ -27,8 +35,8 @@ from civicgrid.intake.catalogue import Catalogue
 from civicgrid.intake.domain import decisions, duplicates, identity
 from civicgrid.intake.domain.commands import Command, Merge, command_name
 from civicgrid.intake.domain.decisions import CommandRejected, Context
-from civicgrid.intake.domain.state import IncidentState, apply, fold
-from civicgrid.intake.errors import Refused, not_found, rejected
+from civicgrid.intake.domain.state import IncidentState, fold
+from civicgrid.intake.errors import Refused, key_reused, not_found, rejected
 from civicgrid.intake.index import IncidentIndex
 from civicgrid.intake.metrics import IntakeMetrics
 from civicgrid.intake.reports import ReportIn
@@ -202,16 +210,25 @@ class Intake:
         self, incident_id: str, command: Command, *, system: str, command_id: str
     ) -> CommandOutcome:
         name = command_name(command).value
-        causation = identity.command_causation(system, command_id)
+        cause = Cause(
+            identity.command_causation(system, command_id),
+            fingerprint_of(name, command.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)),
+        )
         try:
             if isinstance(command, Merge):
-                outcome = await self._merge(incident_id, command, system, causation)
+                outcome = await self._merge(incident_id, command, system, cause)
             else:
-                outcome = await self._carry_out(incident_id, command, system, causation)
+                outcome = await self._carry_out(incident_id, command, system, cause)
         except CommandRejected as exc:
             self.metrics.commands.labels(name, "rejected").inc()
             log.info("command_rejected", incident_id=incident_id, command=name, reason=exc.reason)
             raise rejected(exc.reason) from exc
+        except IdempotencyConflict as exc:
+            self.metrics.commands.labels(name, "key_reused").inc()
+            raise key_reused(command_id) from exc
+        except DecisionContention as exc:
+            self.metrics.concurrency_retries.labels(name).inc()
+            raise rejected("the incident is changing too quickly; try again") from exc
         except Refused:
             self.metrics.commands.labels(name, "refused").inc()
             raise
@@ -226,79 +243,65 @@ class Intake:
         return outcome
 
     async def _carry_out(
-        self, incident_id: str, command: Command, system: str, causation: str
+        self, incident_id: str, command: Command, system: str, cause: Cause
     ) -> CommandOutcome:
-        store = self.store()
-        name = command_name(command).value
-        for _ in range(MAX_ATTEMPTS):
-            history = await store.load(incident_id)
+        def decide(history: History) -> list[IncidentEvent]:
             if not history:
                 raise not_found(f"incident {incident_id} does not exist", "incident_id")
-            before, done = _before(history, causation)
-            context = self._context(before, command, system, causation)
-            decision = decisions.decide(before, command, context)
-            try:
-                written = await _append_rest(store, decision, done, causation, history.version)
-            except ConcurrencyConflict:
-                self.metrics.concurrency_retries.labels(name).inc()
-                continue
-            self.index.absorb([*history.events, *written])
-            version = written[-1].sequence if written else history.version
-            return CommandOutcome(
-                incident_id,
-                name,
-                "applied" if written else "already_applied",
-                tuple(event.event_type for event in decision),
-                version,
-            )
-        raise rejected("the incident is changing too quickly; try again")
+            state = fold(incident_id, history)
+            return decisions.decide(state, command, self._context(state, command, system, cause))
+
+        decided = await decide_and_append(
+            self.store(), incident_id, cause, decide, on_conflict=self._count_conflict(command)
+        )
+        self.index.absorb([*decided.history.events, *decided.written])
+        return _outcome(incident_id, command, decided)
 
     async def _merge(
-        self, incident_id: str, command: Merge, system: str, causation: str
+        self, incident_id: str, command: Merge, system: str, cause: Cause
     ) -> CommandOutcome:
+        """The decision is the target's; the source closes as a reaction (``close_merged``)."""
         store = self.store()
+        source_history = await store.load(incident_id)
+        if not source_history:
+            raise not_found(f"incident {incident_id} does not exist", "incident_id")
+        source = fold(incident_id, source_history)
         target_id = command.into_incident_id
-        for _ in range(MAX_ATTEMPTS):
-            source_history = await store.load(incident_id)
-            if not source_history:
-                raise not_found(f"incident {incident_id} does not exist", "incident_id")
-            target_history = await store.load(target_id)
-            source, source_done = _before(source_history, causation)
-            target, target_done = _before(target_history, causation)
-            context = self._context(source, command, system, causation)
-            decision = decisions.decide_merge(source, target, command, context)
-            try:
-                # The target first: if we stop between the two, the report is not lost,
-                # and the retry closes the source.
-                target_written = await _append_rest(
-                    store, decision.into_target, target_done, causation, target_history.version
-                )
-                source_written = await _append_rest(
-                    store, decision.into_source, source_done, causation, source_history.version
-                )
-            except ConcurrencyConflict:
-                self.metrics.concurrency_retries.labels("merge").inc()
-                continue
-            self.index.absorb([*target_history.events, *target_written])
-            self.index.absorb([*source_history.events, *source_written])
-            written = target_written or source_written
-            version = source_written[-1].sequence if source_written else source_history.version
-            events = [*decision.into_target, *decision.into_source]
-            return CommandOutcome(
-                incident_id,
-                "merge",
-                "applied" if written else "already_applied",
-                tuple(event.event_type for event in events),
-                version,
-            )
-        raise rejected("the incidents are changing too quickly; try again")
+
+        def decide(target_history: History) -> list[IncidentEvent]:
+            target = fold(target_id, target_history)
+            context = self._context(source, command, system, cause)
+            return decisions.decide_merge(source, target, command, context)
+
+        decided = await decide_and_append(
+            store, target_id, cause, decide, on_conflict=self._count_conflict(command)
+        )
+        self.index.absorb([*decided.history.events, *decided.written])
+        outcome = _outcome(incident_id, command, decided)
+        return replace(outcome, version=source_history.version)
+
+    async def close_merged(self, merged: Merged, at_least: int) -> None:
+        """Reaction to a command centre's merge: close its source, once, however often asked."""
+        source_id = merged.from_incident_id
+        if source_id is None:
+            return
+
+        def decide(history: History) -> list[IncidentEvent]:
+            return decisions.close_merged_source(fold(source_id, history), merged)
+
+        cause = Cause.of_reaction(SOURCE, "close-merged", merged.event_id)
+        decided = await decide_and_append(self.store(), source_id, cause, decide, at_least=at_least)
+        self.index.absorb([*decided.history.events, *decided.written])
+
+    def _count_conflict(self, command: Command) -> Callable[[], None]:
+        return self.metrics.concurrency_retries.labels(command_name(command).value).inc
 
     def _context(
-        self, state: IncidentState, command: Command, system: str, causation: str
+        self, state: IncidentState, command: Command, system: str, cause: Cause
     ) -> Context:
         return Context(
-            causation_id=causation,
-            correlation_id=command.correlation_id or state.correlation_id or causation,
+            causation_id=cause.key,
+            correlation_id=command.correlation_id or state.correlation_id or cause.key,
             now=self.clock(),
             system=system,
         )
@@ -323,40 +326,16 @@ class _ReportDraft:
     correlation_id: str | None
 
 
-def _before(history: History, causation: str) -> tuple[IncidentState, int]:
-    """The state before this command's first event, and how many of its events are stored.
-
-    A command whose events were partly written (a crash, or a conflict between two of them)
-    is decided again on the state it first saw, and only the missing events are appended.
-    """
-    state = IncidentState(history.incident_id)
-    done = 0
-    for stored in history.events:
-        if stored.event.causation_id == causation:
-            done += 1
-        elif done == 0:
-            state = apply(state, stored.event)
-    if done:
-        return state, done
-    return fold(history.incident_id, history), 0
+# What identifies a command's request besides its body: not part of what it asked for.
+_NOT_FINGERPRINTED = {"command_id", "correlation_id"}
 
 
-async def _append_rest(
-    store: EventStore,
-    decision: list[IncidentEvent],
-    done: int,
-    causation: str,
-    version: int,
-) -> list[StoredEvent]:
-    written: list[StoredEvent] = []
-    expected = version
-    for index, event in enumerate(decision[done:], start=done):
-        # Message ids are unique stream-wide (the duplicate window is not per subject), so
-        # they name the incident: one command id may touch two incidents (a merge), and two
-        # systems' or two incidents' commands may share an id.
-        msg_id = f"{causation}:{event.incident_id}:{index}"
-        result = await store.append(event, msg_id=msg_id, expected_version=expected)
-        expected = result.sequence
-        if not result.duplicate:
-            written.append(StoredEvent(result.sequence, event))
-    return written
+def _outcome(incident_id: str, command: Command, decided: Decided) -> CommandOutcome:
+    events = decided.written or ()
+    return CommandOutcome(
+        incident_id,
+        command_name(command).value,
+        "applied" if decided.written else "already_applied",
+        tuple(stored.event.event_type for stored in events),
+        decided.version,
+    )

@@ -8,11 +8,14 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 from prometheus_client import CollectorRegistry
 
 from civicgrid.events import streams
@@ -20,6 +23,7 @@ from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
+    Decoded,
     Delivery,
     EventConsumer,
     EventHandler,
@@ -291,3 +295,50 @@ async def test_a_consumer_deleted_under_the_loop_does_not_kill_it(
     finally:
         await loop.stop()
         await js.delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+@dataclass(frozen=True)
+class Ping:
+    target: str
+    n: int
+
+
+def decode_ping(msg: Msg) -> Decoded:
+    body = json.loads(msg.data)  # JSONDecodeError is a ValueError
+    if not isinstance(body, dict) or not isinstance(body.get("n"), int):
+        raise ValueError("a ping needs an integer n")
+    return Decoded(key=msg.subject.split(".")[1], value=Ping(msg.subject.split(".")[1], body["n"]))
+
+
+async def test_a_custom_decoder_hands_non_incident_messages_with_their_headers(
+    nc: NatsClient,
+) -> None:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="PINGS", subjects=["ping.>"]))
+    seen: list[tuple[Ping, str | None]] = []
+
+    async def record(ping: Ping, delivery: Delivery) -> None:
+        seen.append((ping, delivery.headers.get("fired-by")))
+
+    spec = ConsumerSpec(
+        service="pings",
+        durable="pings-c",
+        stream="PINGS",
+        filter_subjects=("ping.>",),
+        decode=decode_ping,
+    )
+    loop = await start_consuming(nc, spec, record)
+    try:
+        await js.publish("ping.a", b'{"n": 1}', stream="PINGS", headers={"fired-by": "t1"})
+        await js.publish("ping.a", b'{"n": "two"}', stream="PINGS")
+        await js.publish("ping.b", b'{"n": 3}', stream="PINGS", headers={"fired-by": "t3"})
+        await eventually(lambda: _async(len(seen) == 2), what="both pings handled")
+        assert sorted(seen, key=lambda s: s[0].n) == [(Ping("a", 1), "t1"), (Ping("b", 3), "t3")]
+        letters = await eventually(lambda: dead_letters_for(js, "pings"), what="dead letter")
+        assert [(letter.reason, letter.original_stream) for letter in letters] == [
+            ("unreadable", "PINGS")
+        ]
+        assert "integer n" in letters[0].error
+    finally:
+        await loop.stop()
+        await js.delete_stream("PINGS")

@@ -26,7 +26,7 @@ from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
     EventConsumer,
-    EventHandler,
+    Handler,
 )
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
@@ -93,7 +93,7 @@ class Service:
             raise RuntimeError("the event store is available once the bus is connected")
         return self._store
 
-    def consume(self, spec: ConsumerSpec, handler: EventHandler) -> EventConsumer:
+    def consume(self, spec: ConsumerSpec, handler: Handler) -> EventConsumer:
         consumer = EventConsumer(spec, handler, self.dead_letters, self.consumer_metrics)
         self.consumers.append(consumer)
         return consumer

@@ -15,7 +15,7 @@ import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, DeliverPolicy, StreamConfig
 from prometheus_client import CollectorRegistry
 
 from civicgrid.events import streams
@@ -270,7 +270,7 @@ async def test_events_of_one_incident_are_handled_in_stream_order(
     assert handled == [first.event_id, *(event.event_id for event in followers)]
 
 
-async def test_a_consumer_deleted_under_the_loop_does_not_kill_it(
+async def test_a_consumer_deleted_under_the_loop_is_recreated_by_it(
     nc: NatsClient, store: EventStore
 ) -> None:
     seen: list[str] = []
@@ -279,19 +279,22 @@ async def test_a_consumer_deleted_under_the_loop_does_not_kill_it(
         seen.append(event.incident_id)
 
     spec = ConsumerSpec(
-        service="resilient", durable="resilient-c", filter_subjects=("incident.*.reported",)
+        service="resilient",
+        durable="resilient-c",
+        filter_subjects=("incident.*.reported",),
+        deliver_policy=DeliverPolicy.NEW,
     )
     loop = await start_consuming(nc, spec, record)
     js = nc.jetstream()
     try:
         await js.delete_consumer(streams.INCIDENTS, spec.durable)
-        await eventually(lambda: _async(loop.failures > 0), what="fetch failures noticed")
-        assert loop.running
-        # An operator recreates it (or a redeploy does): the same loop carries on.
-        await js.add_consumer(streams.INCIDENTS, spec.consumer_config())
         event = reported()
         await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(lambda: _async(loop.failures > 0), what="fetch failures noticed")
+        assert loop.running
+        # Nobody recreates it but the loop itself; what was published meanwhile is handled.
         await eventually(lambda: _async(event.incident_id in seen), what="handled after")
+        assert not loop.missing
     finally:
         await loop.stop()
         await js.delete_consumer(streams.INCIDENTS, spec.durable)
@@ -342,3 +345,74 @@ async def test_a_custom_decoder_hands_non_incident_messages_with_their_headers(
     finally:
         await loop.stop()
         await js.delete_stream("PINGS")
+
+
+async def test_a_changed_spec_reaches_an_existing_durable(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    old = ConsumerSpec(
+        service="reconcile",
+        durable="reconcile-c",
+        filter_subjects=("incident.*.reported",),
+        max_deliver=3,
+        ack_wait_s=5.0,
+    )
+    await js.add_consumer(streams.INCIDENTS, old.consumer_config())
+    new = ConsumerSpec(
+        service="reconcile",
+        durable="reconcile-c",
+        filter_subjects=("incident.*.reported", "incident.*.returned"),
+        max_deliver=7,
+        ack_wait_s=12.0,
+    )
+    loop = await start_consuming(nc, new, Recorder())
+    try:
+        config = (await js.consumer_info(streams.INCIDENTS, new.durable)).config
+        wanted = new.consumer_config()
+        assert sorted(config.filter_subjects or []) == sorted(new.filter_subjects)
+        assert config.max_deliver == wanted.max_deliver
+        assert config.ack_wait == wanted.ack_wait
+        assert config.backoff == wanted.backoff
+    finally:
+        await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, new.durable)
+
+
+async def test_a_durable_the_server_cannot_update_is_recreated_where_it_left_off(
+    nc: NatsClient,
+) -> None:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="RECREATE", subjects=["recreate.>"]))
+    try:
+        spec = ConsumerSpec(
+            service="recreate",
+            durable="recreate-c",
+            stream="RECREATE",
+            filter_subjects=("recreate.>",),
+            decode=decode_ping,
+        )
+        # Created by an older release with another ack policy, which no server update changes;
+        # it has already handled the first two messages.
+        await js.add_consumer(
+            "RECREATE",
+            spec.consumer_config().evolve(ack_policy=AckPolicy.ALL, backoff=None, max_deliver=3),
+        )
+        for n in range(1, 5):
+            await js.publish("recreate.a", json.dumps({"n": n}).encode(), stream="RECREATE")
+        old = await js.pull_subscribe_bind(spec.durable, "RECREATE")
+        for msg in await old.fetch(2, timeout=2):
+            await msg.ack_sync()
+        await old.unsubscribe()
+        seen: list[int] = []
+
+        async def record(ping: Ping, delivery: Delivery) -> None:
+            seen.append(ping.n)
+
+        loop = await start_consuming(nc, spec, record)
+        try:
+            info = await js.consumer_info("RECREATE", spec.durable)
+            assert info.config.ack_policy == AckPolicy.EXPLICIT
+            await eventually(lambda: _async(seen == [3, 4]), what="the rest handled")
+        finally:
+            await loop.stop()
+    finally:
+        await js.delete_stream("RECREATE")

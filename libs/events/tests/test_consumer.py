@@ -8,11 +8,14 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, DeliverPolicy, StreamConfig
 from prometheus_client import CollectorRegistry
 
 from civicgrid.events import streams
@@ -20,6 +23,7 @@ from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
+    Decoded,
     Delivery,
     EventConsumer,
     EventHandler,
@@ -266,7 +270,7 @@ async def test_events_of_one_incident_are_handled_in_stream_order(
     assert handled == [first.event_id, *(event.event_id for event in followers)]
 
 
-async def test_a_consumer_deleted_under_the_loop_does_not_kill_it(
+async def test_a_consumer_deleted_under_the_loop_is_recreated_by_it(
     nc: NatsClient, store: EventStore
 ) -> None:
     seen: list[str] = []
@@ -275,19 +279,140 @@ async def test_a_consumer_deleted_under_the_loop_does_not_kill_it(
         seen.append(event.incident_id)
 
     spec = ConsumerSpec(
-        service="resilient", durable="resilient-c", filter_subjects=("incident.*.reported",)
+        service="resilient",
+        durable="resilient-c",
+        filter_subjects=("incident.*.reported",),
+        deliver_policy=DeliverPolicy.NEW,
     )
     loop = await start_consuming(nc, spec, record)
     js = nc.jetstream()
     try:
         await js.delete_consumer(streams.INCIDENTS, spec.durable)
-        await eventually(lambda: _async(loop.failures > 0), what="fetch failures noticed")
-        assert loop.running
-        # An operator recreates it (or a redeploy does): the same loop carries on.
-        await js.add_consumer(streams.INCIDENTS, spec.consumer_config())
         event = reported()
         await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(lambda: _async(loop.failures > 0), what="fetch failures noticed")
+        assert loop.running
+        # Nobody recreates it but the loop itself; what was published meanwhile is handled.
         await eventually(lambda: _async(event.incident_id in seen), what="handled after")
+        assert not loop.missing
     finally:
         await loop.stop()
         await js.delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+@dataclass(frozen=True)
+class Ping:
+    target: str
+    n: int
+
+
+def decode_ping(msg: Msg) -> Decoded:
+    body = json.loads(msg.data)  # JSONDecodeError is a ValueError
+    if not isinstance(body, dict) or not isinstance(body.get("n"), int):
+        raise ValueError("a ping needs an integer n")
+    return Decoded(key=msg.subject.split(".")[1], value=Ping(msg.subject.split(".")[1], body["n"]))
+
+
+async def test_a_custom_decoder_hands_non_incident_messages_with_their_headers(
+    nc: NatsClient,
+) -> None:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="PINGS", subjects=["ping.>"]))
+    seen: list[tuple[Ping, str | None]] = []
+
+    async def record(ping: Ping, delivery: Delivery) -> None:
+        seen.append((ping, delivery.headers.get("fired-by")))
+
+    spec = ConsumerSpec(
+        service="pings",
+        durable="pings-c",
+        stream="PINGS",
+        filter_subjects=("ping.>",),
+        decode=decode_ping,
+    )
+    loop = await start_consuming(nc, spec, record)
+    try:
+        await js.publish("ping.a", b'{"n": 1}', stream="PINGS", headers={"fired-by": "t1"})
+        await js.publish("ping.a", b'{"n": "two"}', stream="PINGS")
+        await js.publish("ping.b", b'{"n": 3}', stream="PINGS", headers={"fired-by": "t3"})
+        await eventually(lambda: _async(len(seen) == 2), what="both pings handled")
+        assert sorted(seen, key=lambda s: s[0].n) == [(Ping("a", 1), "t1"), (Ping("b", 3), "t3")]
+        letters = await eventually(lambda: dead_letters_for(js, "pings"), what="dead letter")
+        assert [(letter.reason, letter.original_stream) for letter in letters] == [
+            ("unreadable", "PINGS")
+        ]
+        assert "integer n" in letters[0].error
+    finally:
+        await loop.stop()
+        await js.delete_stream("PINGS")
+
+
+async def test_a_changed_spec_reaches_an_existing_durable(nc: NatsClient) -> None:
+    js = nc.jetstream()
+    old = ConsumerSpec(
+        service="reconcile",
+        durable="reconcile-c",
+        filter_subjects=("incident.*.reported",),
+        max_deliver=3,
+        ack_wait_s=5.0,
+    )
+    await js.add_consumer(streams.INCIDENTS, old.consumer_config())
+    new = ConsumerSpec(
+        service="reconcile",
+        durable="reconcile-c",
+        filter_subjects=("incident.*.reported", "incident.*.returned"),
+        max_deliver=7,
+        ack_wait_s=12.0,
+    )
+    loop = await start_consuming(nc, new, Recorder())
+    try:
+        config = (await js.consumer_info(streams.INCIDENTS, new.durable)).config
+        wanted = new.consumer_config()
+        assert sorted(config.filter_subjects or []) == sorted(new.filter_subjects)
+        assert config.max_deliver == wanted.max_deliver
+        assert config.ack_wait == wanted.ack_wait
+        assert config.backoff == wanted.backoff
+    finally:
+        await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, new.durable)
+
+
+async def test_a_durable_the_server_cannot_update_is_recreated_where_it_left_off(
+    nc: NatsClient,
+) -> None:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="RECREATE", subjects=["recreate.>"]))
+    try:
+        spec = ConsumerSpec(
+            service="recreate",
+            durable="recreate-c",
+            stream="RECREATE",
+            filter_subjects=("recreate.>",),
+            decode=decode_ping,
+        )
+        # Created by an older release with another ack policy, which no server update changes;
+        # it has already handled the first two messages.
+        await js.add_consumer(
+            "RECREATE",
+            spec.consumer_config().evolve(ack_policy=AckPolicy.ALL, backoff=None, max_deliver=3),
+        )
+        for n in range(1, 5):
+            await js.publish("recreate.a", json.dumps({"n": n}).encode(), stream="RECREATE")
+        old = await js.pull_subscribe_bind(spec.durable, "RECREATE")
+        for msg in await old.fetch(2, timeout=2):
+            await msg.ack_sync()
+        await old.unsubscribe()
+        seen: list[int] = []
+
+        async def record(ping: Ping, delivery: Delivery) -> None:
+            seen.append(ping.n)
+
+        loop = await start_consuming(nc, spec, record)
+        try:
+            info = await js.consumer_info("RECREATE", spec.durable)
+            assert info.config.ack_policy == AckPolicy.EXPLICIT
+            await eventually(lambda: _async(seen == [3, 4]), what="the rest handled")
+        finally:
+            await loop.stop()
+    finally:
+        await js.delete_stream("RECREATE")

@@ -1,13 +1,14 @@
 """The consumer every service uses: durable pull, explicit ack, bounded redelivery, DLQ.
 
-- Bad JSON, an unknown type or a schema violation cannot get better by retrying: it goes to the
-  DLQ at once and the consumer moves on.
+- Each spec has a decoder: a message to a typed value and a key (by default an incident event,
+  keyed by incident id). A message the decoder refuses (bad JSON, an unknown type, a schema
+  violation) cannot get better by retrying: it goes to the DLQ at once and the consumer moves on.
 - A handler error is retried with back-off (NAK with delay) up to ``max_deliver``; the last
   failure goes to the DLQ with the error. Nothing is dropped silently, nothing blocks.
-- Each fetched batch is handled whole: incidents concurrently, the events of one incident one
-  after another in stream order; an event that fails holds back the later events of its
-  incident. Across replicas, handlers stay correct by deriving state from the incident's own
-  history and appending with optimistic concurrency.
+- Each fetched batch is handled whole: keys concurrently, the messages of one key one after
+  another in stream order; a message that fails holds back the later messages of its key.
+  Across replicas, handlers stay correct by deriving state from the incident's own history and
+  appending with optimistic concurrency.
 
 ``PullLoop`` (pull_loop.py) feeds it, and says why it is not a FastStream subscriber.
 """
@@ -15,8 +16,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
@@ -28,8 +30,7 @@ from pydantic import ValidationError
 from civicgrid.events import streams
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.dead_letters import DeadLetterPublisher
-from civicgrid.events.models import UnknownEventType, load_event_json
-from civicgrid.events.upcasting import UpcastError
+from civicgrid.events.models import load_event_json
 
 log = structlog.get_logger("civicgrid.consumer")
 
@@ -40,14 +41,30 @@ class PermanentFailure(Exception):
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a handler may want to know about the message beside the event itself."""
+    """What a handler may want to know about the message beside its decoded value."""
 
     subject: str
     stream_sequence: int
     deliveries: int
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
-EventHandler = Callable[[IncidentEvent, Delivery], Awaitable[None]]
+@dataclass(frozen=True)
+class Decoded:
+    key: str  # messages with the same key are handled one after another
+    value: object  # what the handler receives
+
+
+# Raises ValueError (pydantic's ValidationError is one) for a message it cannot read.
+Decoder = Callable[[Msg], Decoded]
+Handler = Callable[[Any, Delivery], Awaitable[None]]
+EventHandler = Handler
+
+
+def decode_incident_event(msg: Msg) -> Decoded:
+    """The default decoder: an incident event (upcast to the current schema), by incident id."""
+    event = load_event_json(msg.data)
+    return Decoded(key=event.incident_id, value=event)
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class ConsumerSpec:
     # Where a new durable starts: ALL for a service (nothing in the stream is skipped); NEW
     # where only what follows matters (a benchmark, a test sharing the stream with others).
     deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+    decode: Decoder = decode_incident_event
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -113,22 +131,23 @@ class ConsumerMetrics:
 @dataclass
 class EventConsumer:
     spec: ConsumerSpec
-    handler: EventHandler
+    handler: Handler
     dead_letters: DeadLetterPublisher
     metrics: ConsumerMetrics
 
     async def on_batch(self, messages: Sequence[Msg]) -> None:
-        """Handle one fetched batch: incidents concurrently, each incident's events in order."""
-        by_incident: dict[str, list[tuple[Msg, IncidentEvent]]] = {}
+        """Handle one fetched batch: keys concurrently, each key's messages in order."""
+        by_key: dict[str, list[tuple[Msg, object]]] = {}
         for msg in messages:
             try:
-                event = load_event_json(msg.data)
-            except (ValueError, UnknownEventType, UpcastError, ValidationError) as exc:
+                decoded = self.spec.decode(msg)
+            except ValueError as exc:
+                # UnknownEventType, UpcastError and pydantic's ValidationError are ValueErrors.
                 await self._dead_letter(msg, "unreadable", exc)
                 continue
-            by_incident.setdefault(event.incident_id, []).append((msg, event))
+            by_key.setdefault(decoded.key, []).append((msg, decoded.value))
         outcomes = await asyncio.gather(
-            *(self._handle_in_order(group) for group in by_incident.values()),
+            *(self._handle_in_order(group) for group in by_key.values()),
             return_exceptions=True,
         )
         for outcome in outcomes:
@@ -137,31 +156,29 @@ class EventConsumer:
                 # messages stay unacknowledged and the server delivers them again.
                 log.error("batch_outcome_not_recorded", error=_describe(outcome))
 
-    async def _handle_in_order(self, group: list[tuple[Msg, IncidentEvent]]) -> None:
-        for index, (msg, event) in enumerate(group):
-            handled = await self._handle(msg, event, msg.metadata.num_delivered)
+    async def _handle_in_order(self, group: list[tuple[Msg, object]]) -> None:
+        for index, (msg, value) in enumerate(group):
+            handled = await self._handle(msg, value, msg.metadata.num_delivered)
             if not handled:
                 # The rest must not overtake the event that failed: they wait for its retry.
                 for later, _ in group[index + 1 :]:
                     await later.nak(delay=self.spec.delay_after(later.metadata.num_delivered))
                 return
 
-    async def _handle(self, msg: Msg, event: IncidentEvent, deliveries: int) -> bool:
-        """Handle one event; False when it was left for a retry."""
-        bound = structlog.contextvars.bound_contextvars(
-            incident_id=event.incident_id,
-            correlation_id=event.correlation_id,
-            event_type=event.event_type,
-            consumer=self.spec.durable,
-        )
-        with bound:
-            delivery = Delivery(msg.subject, msg.metadata.sequence.stream, deliveries)
+    async def _handle(self, msg: Msg, value: object, deliveries: int) -> bool:
+        """Handle one message; False when it was left for a retry."""
+        with structlog.contextvars.bound_contextvars(
+            **_log_context(value), consumer=self.spec.durable
+        ):
+            delivery = Delivery(
+                msg.subject, msg.metadata.sequence.stream, deliveries, dict(msg.headers or {})
+            )
             timer = self.metrics.handling_seconds.labels(
-                self.spec.service, self.spec.durable, event.event_type
+                self.spec.service, self.spec.durable, _kind(value)
             )
             try:
                 with timer.time():
-                    await self.handler(event, delivery)
+                    await self.handler(value, delivery)
             except PermanentFailure as exc:
                 await self._dead_letter(msg, "rejected", exc)
             except Exception as exc:
@@ -191,6 +208,21 @@ class EventConsumer:
         log.error("dead_lettered", reason=reason, error=error, subject=msg.subject)
         self.metrics.dead_lettered.labels(self.spec.service, self.spec.durable, reason).inc()
         self.metrics.handled.labels(self.spec.service, self.spec.durable, "dead_lettered").inc()
+
+
+def _log_context(value: object) -> dict[str, str]:
+    if isinstance(value, IncidentEvent):
+        return {
+            "incident_id": value.incident_id,
+            "correlation_id": value.correlation_id,
+            "event_type": value.event_type,
+        }
+    return {}
+
+
+def _kind(value: object) -> str:
+    """A metrics label: the event type, or the decoded value's class for other messages."""
+    return value.event_type if isinstance(value, IncidentEvent) else type(value).__name__
 
 
 def _describe(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
     EventConsumer,
-    EventHandler,
+    Handler,
 )
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
@@ -38,8 +38,6 @@ log = structlog.get_logger("civicgrid.service")
 
 Hook = Callable[[], Awaitable[None]]
 ReadinessCheck = Callable[[], Awaitable[str | None]]
-
-LAG_POLL_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -93,7 +91,7 @@ class Service:
             raise RuntimeError("the event store is available once the bus is connected")
         return self._store
 
-    def consume(self, spec: ConsumerSpec, handler: EventHandler) -> EventConsumer:
+    def consume(self, spec: ConsumerSpec, handler: Handler) -> EventConsumer:
         consumer = EventConsumer(spec, handler, self.dead_letters, self.consumer_metrics)
         self.consumers.append(consumer)
         return consumer
@@ -109,7 +107,7 @@ class Service:
             loop = PullLoop(consumer, self.jetstream)
             await loop.start()
             self._pull_loops.append(loop)
-        self._background.append(asyncio.create_task(self._watch_consumer_lag()))
+            self._report_lag(loop)
         self._started = True
         log.info(
             "service_started",
@@ -134,9 +132,11 @@ class Service:
             found.append("starting")
         elif not self.broker.connection.is_connected:
             found.append("not connected to NATS")
-        found += [
-            f"consumer {loop.durable} stopped" for loop in self._pull_loops if not loop.running
-        ]
+        for loop in self._pull_loops:
+            if not loop.running:
+                found.append(f"consumer {loop.durable} stopped")
+            elif loop.missing:
+                found.append(f"consumer {loop.durable} missing on the server")
         for check in self.readiness_checks:
             problem = await check()
             if problem:
@@ -167,18 +167,11 @@ class Service:
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def _watch_consumer_lag(self) -> None:
-        while True:
-            for consumer in self.consumers:
-                spec = consumer.spec
-                try:
-                    info = await self.jetstream.consumer_info(spec.stream, spec.durable)
-                except Exception as exc:
-                    log.warning("lag_sample_failed", consumer=spec.durable, error=str(exc))
-                    continue
-                pending = (info.num_pending or 0) + (info.num_ack_pending or 0)
-                self.consumer_pending.labels(self.settings.service, spec.durable).set(pending)
-            await asyncio.sleep(LAG_POLL_INTERVAL_S)
+    def _report_lag(self, loop: PullLoop) -> None:
+        # The loop samples its durable every few seconds, the same before and after the
+        # durable is recreated, so the series goes on under the same labels.
+        child = self.consumer_pending.labels(self.settings.service, loop.durable)
+        child.set_function(lambda: float("nan") if loop.pending is None else loop.pending)
 
 
 def _without_credentials(url: str) -> str:

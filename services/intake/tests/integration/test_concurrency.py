@@ -79,6 +79,7 @@ def racing(intake: IntakeApp, store: EventStore, rival: Any) -> Intake:
         intake.index,
         intake.intake.catalogue,
         intake.intake.metrics,
+        intake.intake.claims,
     )
 
 

@@ -201,7 +201,11 @@ async def test_another_replica_recognises_a_retry_from_the_store_alone(
     body = citizen_report(NEVER_MERGES, lon, lat, external_ref="app-4242")
     first = (await report(http, body)).json()["incident_id"]
     forgetful = Intake(
-        intake.intake.store, IncidentIndex(), intake.intake.catalogue, intake.intake.metrics
+        intake.intake.store,
+        IncidentIndex(),
+        intake.intake.catalogue,
+        intake.intake.metrics,
+        intake.intake.claims,
     )
     before = await stream_messages(js)
     outcome = await forgetful.report(

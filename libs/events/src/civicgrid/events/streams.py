@@ -18,6 +18,9 @@ INCIDENTS = "INCIDENTS"
 SLA_TIMERS = "SLA_TIMERS"
 DLQ = "DLQ"
 ROUTING_POLICY_BUCKET = "ROUTING_POLICY"
+INTAKE_DUPLICATES_BUCKET = "INTAKE_DUPLICATES"
+# Longer than any duplicate window plus the oldest report intake admits (7 days back).
+INTAKE_DUPLICATES_MAX_AGE_S = 9 * 24 * 3600.0
 
 # Long enough to cover any client's retry of one command; handlers stay idempotent beyond it.
 DUPLICATE_WINDOW_S = 10 * 60.0
@@ -80,6 +83,19 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+    try:
+        await js.key_value(INTAKE_DUPLICATES_BUCKET)
+    except BucketNotFoundError:
+        await js.create_key_value(
+            KeyValueConfig(
+                bucket=INTAKE_DUPLICATES_BUCKET,
+                description="Duplicate-report claims per matter and time bucket (intake)",
+                history=1,
+                ttl=INTAKE_DUPLICATES_MAX_AGE_S,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )
     try:
         await js.key_value(ROUTING_POLICY_BUCKET)
     except BucketNotFoundError:

@@ -17,6 +17,7 @@ from civicgrid.events.consumer import ConsumerSpec, Delivery, EventHandler
 from civicgrid.events.incident_events import Merged
 from civicgrid.intake.access import Gate, KeyRing, RateLimiter
 from civicgrid.intake.catalogue import Bounds, Catalogue, InMemoryCatalogue
+from civicgrid.intake.claims import DuplicateClaims
 from civicgrid.intake.config import IntakeConfig
 from civicgrid.intake.feed import ProjectionFeed
 from civicgrid.intake.handlers import Intake
@@ -86,7 +87,8 @@ def compose(
     service.http.description = DESCRIPTION
     metrics = IntakeMetrics.create(service.registry)
     index = IncidentIndex()
-    intake = Intake(lambda: service.store, index, catalogue, metrics, clock)
+    claims = DuplicateClaims(lambda: service.jetstream)
+    intake = Intake(lambda: service.store, index, catalogue, metrics, claims, clock)
     gate = Gate(keys, RateLimiter())
     feed = ProjectionFeed(lambda: service.jetstream, index, metrics)
     service.consume(MERGES, _close_merged_sources(intake))

@@ -11,9 +11,11 @@ two commands that do not conflict (an arrival and an extension) both go through.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from typing import Literal
 
 import structlog
@@ -29,9 +31,10 @@ from civicgrid.events.decide import (
 )
 from civicgrid.events.ids import new_event_id
 from civicgrid.events.incident_events import Merged, ReportDetails, Reported
-from civicgrid.events.store import ConcurrencyConflict, EventStore, History, StoredEvent
+from civicgrid.events.store import ConcurrencyConflict, EventStore, History
 from civicgrid.intake.admission import admit
 from civicgrid.intake.catalogue import Catalogue
+from civicgrid.intake.claims import CLAIM_GRACE, Claim, ClaimsView, DuplicateClaims
 from civicgrid.intake.domain import decisions, duplicates, identity
 from civicgrid.intake.domain.commands import Command, Merge, command_name
 from civicgrid.intake.domain.decisions import CommandRejected, Context
@@ -44,6 +47,7 @@ from civicgrid.intake.reports import ReportIn
 log = structlog.get_logger("civicgrid.intake")
 
 MAX_ATTEMPTS = 5
+PENDING_PAUSE_S = 0.01
 SOURCE = "intake"
 
 ReportResult = Literal["created", "merged", "retried"]
@@ -73,6 +77,7 @@ class Intake:
     index: IncidentIndex
     catalogue: Catalogue
     metrics: IntakeMetrics
+    claims: DuplicateClaims
     clock: Callable[[], datetime] = utc_now
     _category_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -127,26 +132,71 @@ class Intake:
             if history:
                 self.index.absorb(history.events)
                 return ReportOutcome(derived, "retried")
-        for _ in range(MAX_ATTEMPTS):
-            candidates = self.index.open_in_category(draft.details.category)
-            found = duplicates.best_match(
-                candidates,
-                draft.details.category,
-                draft.details.location,
-                draft.occurred_at,
-                draft.rule,
-            )
-            if found is None:
-                return await self._open_incident(store, draft)
-            outcome = await self._join_incident(store, draft, found.incident_id)
-            if outcome is not None:
-                return outcome
+        rule = draft.rule
+        attempts = 0
+        # However the clock is set, waiting for another replica's claim is bounded.
+        patience = time.monotonic() + CLAIM_GRACE.total_seconds()
+        while attempts < MAX_ATTEMPTS:
+            view = None
+            if rule.merges:
+                category, at = draft.details.category, draft.occurred_at
+                view = await self.claims.view(category, at, rule.window_minutes)
+            joined = await self._join_nearest(store, draft, view)
+            if isinstance(joined, ReportOutcome):
+                return joined
+            if joined is _PENDING and time.monotonic() < patience:
+                # Another replica claimed a matching incident and is appending it right now.
+                await asyncio.sleep(PENDING_PAUSE_S)
+                continue
+            if joined is _NO_MATCH:
+                incident_id = identity.incident_id_for(draft.key)
+                now = self.clock()
+                claim = Claim(incident_id, draft.details.location, draft.occurred_at, now)
+                if view is None or await self.claims.claim(view, claim, rule.window_minutes):
+                    return await self._open_incident(store, draft, incident_id)
+            attempts += 1
             self.metrics.concurrency_retries.labels("report").inc()
         raise rejected("the incidents nearby are changing too quickly; try again")
 
-    async def _open_incident(self, store: EventStore, draft: _ReportDraft) -> ReportOutcome:
+    async def _join_nearest(
+        self, store: EventStore, draft: _ReportDraft, view: ClaimsView | None
+    ) -> ReportOutcome | _Retry:
+        """Join the nearest open incident that fits; _NO_MATCH if none does."""
+        details, rule = draft.details, draft.rule
+        found = {
+            m.incident_id: m
+            for m in (
+                duplicates.match(state, details.category, details.location, draft.occurred_at, rule)
+                for state in self.index.open_in_category(details.category)
+            )
+            if m is not None
+        }
+        pending: set[str] = set()
+        now = self.clock()
+        for claim in view.claims() if view is not None else ():
+            near = duplicates.near(
+                claim.location, claim.at, details.location, draft.occurred_at, rule
+            )
+            if near is not None and claim.incident_id not in found:
+                found[claim.incident_id] = duplicates.DuplicateMatch(claim.incident_id, *near)
+                if claim.pending(now):
+                    pending.add(claim.incident_id)
+        for candidate in sorted(
+            found.values(), key=lambda m: (m.distance_m, m.minutes_apart, m.incident_id)
+        ):
+            outcome = await self._join_incident(store, draft, candidate.incident_id)
+            if outcome is _NOT_THERE_YET:
+                if candidate.incident_id in pending:
+                    return _PENDING
+                continue  # a claimant that died before appending: its claim is a dead hint
+            if outcome is not _NO_MATCH:
+                return outcome
+        return _NO_MATCH
+
+    async def _open_incident(
+        self, store: EventStore, draft: _ReportDraft, incident_id: str
+    ) -> ReportOutcome:
         event_id = new_event_id()
-        incident_id = identity.incident_id_for(draft.key)
         event = Reported(
             event_id=event_id,
             incident_id=incident_id,
@@ -157,21 +207,25 @@ class Intake:
             report=draft.details,
             idempotency_key=draft.key,
         )
-        prefix = identity.report_message_prefix(draft.key, event_id, incident_id)
         try:
-            results = await store.append_all([event], msg_id_prefix=prefix, expected_version=0)
+            written = await store.append_decision(
+                [event], cause=_report_cause(draft, event_id), fingerprint="", expected_version=0
+            )
         except ConcurrencyConflict:
             # Only a keyed report can meet an existing subject: the same key, sent again.
             self.index.absorb((await store.load(incident_id)).events)
             return ReportOutcome(incident_id, "retried")
-        self.index.absorb([StoredEvent(results[0].sequence, event)])
-        return ReportOutcome(incident_id, "retried" if results[0].duplicate else "created")
+        self.index.absorb(written)
+        return ReportOutcome(incident_id, "created")
 
     async def _join_incident(
         self, store: EventStore, draft: _ReportDraft, incident_id: str
-    ) -> ReportOutcome | None:
-        """Merge the report into ``incident_id``; None if that no longer fits (decide again)."""
+    ) -> ReportOutcome | _Retry:
+        """Merge the report into ``incident_id``: _NO_MATCH if it does not fit (any more),
+        _CONFLICT if the incident changed while we decided (read everything again)."""
         history = await store.load(incident_id)
+        if not history:
+            return _NOT_THERE_YET
         state = fold(incident_id, history)
         self.index.absorb(history.events)
         if draft.key is not None and draft.key in state.idempotency_keys:
@@ -181,7 +235,7 @@ class Intake:
             state, details.category, details.location, draft.occurred_at, draft.rule
         )
         if found is None:
-            return None
+            return _NO_MATCH
         event = Merged(
             incident_id=incident_id,
             occurred_at=draft.occurred_at,
@@ -193,16 +247,17 @@ class Intake:
             minutes_apart=round(found.minutes_apart, 1),
             idempotency_key=draft.key,
         )
-        prefix = identity.report_message_prefix(draft.key, event.event_id, incident_id)
         try:
-            results = await store.append_all(
-                [event], msg_id_prefix=prefix, expected_version=history.version
+            written = await store.append_decision(
+                [event],
+                cause=_report_cause(draft, event.event_id),
+                fingerprint="",
+                expected_version=history.version,
             )
         except ConcurrencyConflict:
-            return None
-        self.index.absorb([StoredEvent(results[0].sequence, event)])
-        outcome: ReportResult = "retried" if results[0].duplicate else "merged"
-        return ReportOutcome(incident_id, outcome, found.distance_m, found.minutes_apart)
+            return _CONFLICT
+        self.index.absorb(written)
+        return ReportOutcome(incident_id, "merged", found.distance_m, found.minutes_apart)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -324,6 +379,22 @@ class _ReportDraft:
     rule: duplicates.DuplicateRule
     actor: Actor
     correlation_id: str | None
+
+
+class _Retry(Enum):
+    NO_MATCH = "no_match"
+    CONFLICT = "conflict"
+    NOT_THERE_YET = "not_there_yet"
+    PENDING = "pending"
+
+
+_NO_MATCH, _CONFLICT = _Retry.NO_MATCH, _Retry.CONFLICT
+_NOT_THERE_YET, _PENDING = _Retry.NOT_THERE_YET, _Retry.PENDING
+
+
+def _report_cause(draft: _ReportDraft, event_id: str) -> str:
+    """A report's cause: its key when it has one (a retry is the same cause), else itself."""
+    return f"report:{identity.digest(draft.key) if draft.key is not None else event_id}"
 
 
 # What identifies a command's request besides its body: not part of what it asked for.

@@ -13,13 +13,14 @@ with another fingerprint is refused.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from civicgrid.events.base import IncidentEvent
-from civicgrid.events.store import ConcurrencyConflict, EventStore, History, StoredEvent
+from civicgrid.events.store import ConcurrencyConflict, History, StoredEvent
 
 DEFAULT_ATTEMPTS = 8
 
@@ -62,7 +63,24 @@ class Decided:
         return self.written[-1].sequence if self.written else self.history.version
 
 
-Decide = Callable[[History], Sequence[IncidentEvent]]
+# Pure where it can be; a decision that must look something up first (a policy version named
+# in the history) may be a coroutine.
+Decide = Callable[[History], Sequence[IncidentEvent] | Awaitable[Sequence[IncidentEvent]]]
+
+
+class DecisionStore(Protocol):
+    """What deciding needs of the event store (``EventStore``, or a test double)."""
+
+    async def load(self, incident_id: str, *, at_least: int = 0) -> History: ...
+
+    async def append_decision(
+        self,
+        events: Sequence[IncidentEvent],
+        *,
+        cause: str,
+        fingerprint: str,
+        expected_version: int,
+    ) -> list[StoredEvent]: ...
 
 
 def fingerprint_of(name: str, body: Mapping[str, Any]) -> str:
@@ -84,7 +102,7 @@ def applied_before(history: History, cause: Cause) -> bool:
 
 
 async def decide_and_append(
-    store: EventStore,
+    store: DecisionStore,
     incident_id: str,
     cause: Cause,
     decide: Decide,
@@ -103,7 +121,8 @@ async def decide_and_append(
         history = await store.load(incident_id, at_least=at_least)
         if applied_before(history, cause):
             return Decided(history, (), already_applied=True)
-        events = decide(history)
+        decision = decide(history)
+        events = await decision if inspect.isawaitable(decision) else decision
         if not events:
             return Decided(history, (), already_applied=False)
         try:

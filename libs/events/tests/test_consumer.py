@@ -416,3 +416,49 @@ async def test_a_durable_the_server_cannot_update_is_recreated_where_it_left_off
             await loop.stop()
     finally:
         await js.delete_stream("RECREATE")
+
+
+async def test_a_handler_slower_than_the_ack_wait_runs_once_across_replicas(
+    nc: NatsClient, store: EventStore
+) -> None:
+    event = reported()
+    running = 0
+    most_at_once = 0
+    calls = 0
+
+    async def slow(event: IncidentEvent, delivery: Delivery) -> None:
+        nonlocal running, most_at_once, calls
+        calls += 1
+        running += 1
+        most_at_once = max(most_at_once, running)
+        try:
+            await asyncio.sleep(3.5)  # the work itself, three and a half ack waits long
+        finally:
+            running -= 1
+
+    spec = ConsumerSpec(
+        service="slow",
+        durable="slow-c",
+        filter_subjects=(f"incident.{event.incident_id}.*",),
+        ack_wait_s=1.0,
+    )
+    # Two replicas sharing the durable: a redelivery would go to the idle one at once.
+    loops = [await start_consuming(nc, spec, slow) for _ in range(2)]
+    js = nc.jetstream()
+    try:
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(
+            lambda: _acked(js, spec.durable), within_s=15, what="the slow handler's ack"
+        )
+        assert (calls, most_at_once) == (1, 1)
+        info = await js.consumer_info(streams.INCIDENTS, spec.durable)
+        assert info.config.backoff == spec.ack_backoff()
+    finally:
+        for loop in loops:
+            await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def _acked(js: JetStreamContext, durable: str) -> bool:
+    info = await js.consumer_info(streams.INCIDENTS, durable)
+    return info.delivered.stream_seq > 0 and info.num_ack_pending == 0 and info.num_pending == 0

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from civicgrid.events import streams
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.heartbeat import Heartbeat
 from civicgrid.events.models import load_event_json
 
 log = structlog.get_logger("civicgrid.consumer")
@@ -73,8 +74,14 @@ class ConsumerSpec:
     durable: str
     filter_subjects: tuple[str, ...]
     stream: str = streams.INCIDENTS
+    # Handler attempts; the last failure goes to the DLQ.
     max_deliver: int = 6
+    # The pause before a failed handler's next attempt (a NAK with this delay).
     backoff_s: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0, 30.0)
+    # How long the server waits for an ack before redelivering (a replica crashed or hung).
+    # Heartbeats keep a running handler's messages from timing out. Each later delivery waits
+    # longer: the server-side ``backoff`` adds the pause a failed attempt gets (``backoff_s``),
+    # so a crashed handler's message is retried like a failed one, once the wait shows it.
     ack_wait_s: float = 30.0
     batch_size: int = 64
     max_ack_pending: int = 1000
@@ -88,11 +95,29 @@ class ConsumerSpec:
             durable_name=self.durable,
             deliver_policy=self.deliver_policy,
             ack_policy=JsAckPolicy.EXPLICIT,
+            # With a back-off the server takes its first step as the ack wait.
             ack_wait=self.ack_wait_s,
+            backoff=self.ack_backoff(),
             max_deliver=self.max_deliver,
             max_ack_pending=self.max_ack_pending,
             filter_subjects=list(self.filter_subjects),
         )
+
+    def ack_backoff(self) -> list[float]:
+        """The server's ack wait per delivery (its ``backoff``; it takes the first as ack wait)."""
+        steps = [self.ack_wait_s, *(self.ack_wait_s + pause for pause in self.backoff_s)]
+        # The server requires fewer steps than deliveries.
+        return steps[: max(1, self.max_deliver - 1)]
+
+    def nak_delay(self, deliveries: int) -> float:
+        """The delay to NAK with so that the next attempt comes ``delay_after`` later.
+
+        nats-server (seen on 2.15) offsets a NAK's delay from the first back-off step but
+        measures it against this delivery's step, adding their difference to the delay.
+        """
+        steps = self.ack_backoff()
+        step = steps[min(deliveries, len(steps)) - 1]
+        return max(0.0, self.delay_after(deliveries) - (step - steps[0]))
 
     def delay_after(self, deliveries: int) -> float:
         return self.backoff_s[min(deliveries, len(self.backoff_s)) - 1] if self.backoff_s else 0.0
@@ -137,6 +162,10 @@ class EventConsumer:
 
     async def on_batch(self, messages: Sequence[Msg]) -> None:
         """Handle one fetched batch: keys concurrently, each key's messages in order."""
+        async with Heartbeat(messages, self.spec.ack_wait_s / 3):
+            await self._handle_batch(messages)
+
+    async def _handle_batch(self, messages: Sequence[Msg]) -> None:
         by_key: dict[str, list[tuple[Msg, object]]] = {}
         for msg in messages:
             try:
@@ -162,7 +191,7 @@ class EventConsumer:
             if not handled:
                 # The rest must not overtake the event that failed: they wait for its retry.
                 for later, _ in group[index + 1 :]:
-                    await later.nak(delay=self.spec.delay_after(later.metadata.num_delivered))
+                    await later.nak(delay=self.spec.nak_delay(later.metadata.num_delivered))
                 return
 
     async def _handle(self, msg: Msg, value: object, deliveries: int) -> bool:
@@ -193,7 +222,7 @@ class EventConsumer:
                         retry_in_s=delay,
                     )
                     self.metrics.handled.labels(self.spec.service, self.spec.durable, "retry").inc()
-                    await msg.nak(delay=delay)
+                    await msg.nak(delay=self.spec.nak_delay(deliveries))
                     return False
             else:
                 await msg.ack()

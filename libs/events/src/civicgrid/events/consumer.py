@@ -65,9 +65,19 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Original:
+    """The message a delivered one stands for (a replay of a dead letter)."""
+
+    subject: str
+    stream_sequence: int
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Decoded:
     key: str  # messages with the same key are handled one after another
     value: object  # what the handler receives
+    original: Original | None = None  # set by a replay's decoder: the handler's Delivery shows it
 
 
 # Raises ValueError (pydantic's ValidationError is one) for a message it cannot read.
@@ -185,7 +195,7 @@ class EventConsumer:
             await self._handle_batch(messages)
 
     async def _handle_batch(self, messages: Sequence[Msg]) -> None:
-        by_key: dict[str, list[tuple[Msg, object]]] = {}
+        by_key: dict[str, list[tuple[Msg, Decoded]]] = {}
         for msg in messages:
             try:
                 decoded = self.spec.decode(msg)
@@ -193,7 +203,7 @@ class EventConsumer:
                 # UnknownEventType, UpcastError and pydantic's ValidationError are ValueErrors.
                 await self._dead_letter(msg, "unreadable", _describe(exc))
                 continue
-            by_key.setdefault(decoded.key, []).append((msg, decoded.value))
+            by_key.setdefault(decoded.key, []).append((msg, decoded))
         outcomes = await asyncio.gather(
             *(self._handle_in_order(group) for group in by_key.values()),
             return_exceptions=True,
@@ -204,9 +214,9 @@ class EventConsumer:
                 # messages stay unacknowledged and the server delivers them again.
                 log.error("batch_outcome_not_recorded", error=_describe(outcome))
 
-    async def _handle_in_order(self, group: list[tuple[Msg, object]]) -> None:
-        for index, (msg, value) in enumerate(group):
-            handled = await self._handle(msg, value, msg.metadata.num_delivered)
+    async def _handle_in_order(self, group: list[tuple[Msg, Decoded]]) -> None:
+        for index, (msg, decoded) in enumerate(group):
+            handled = await self._handle(msg, decoded, msg.metadata.num_delivered)
             if not handled:
                 # Within a batch, the rest wait for the failed one's retry rather than overtake
                 # it. (Only a courtesy: a later batch or another replica may still overtake it.)
@@ -223,8 +233,9 @@ class EventConsumer:
         reason = f"held back behind stream sequence {behind.metadata.sequence.stream}"
         await self._dead_letter(msg, "held_back_retries_exhausted", reason)
 
-    async def _handle(self, msg: Msg, value: object, deliveries: int) -> bool:
+    async def _handle(self, msg: Msg, decoded: Decoded, deliveries: int) -> bool:
         """Handle one message; False when it was left for a retry."""
+        value = decoded.value
         with structlog.contextvars.bound_contextvars(
             **_log_context(value), consumer=self.spec.durable
         ):
@@ -236,9 +247,7 @@ class EventConsumer:
                     ("retries_exhausted", f"delivered {deliveries} times without an outcome"),
                 )
                 return await self._dead_letter(msg, reason, error)
-            delivery = Delivery(
-                msg.subject, msg.metadata.sequence.stream, deliveries, dict(msg.headers or {})
-            )
+            delivery = _delivery(msg, decoded.original, deliveries)
             timer = self.metrics.handling_seconds.labels(
                 self.spec.service, self.spec.durable, _kind(value)
             )
@@ -300,6 +309,12 @@ class EventConsumer:
             await msg.nak(delay=self.spec.nak_delay(deliveries))
         self.metrics.handled.labels(self.spec.service, self.spec.durable, "dlq_retry").inc()
         return False
+
+
+def _delivery(msg: Msg, original: Original | None, deliveries: int) -> Delivery:
+    if original is not None:
+        return Delivery(original.subject, original.stream_sequence, deliveries, original.headers)
+    return Delivery(msg.subject, msg.metadata.sequence.stream, deliveries, dict(msg.headers or {}))
 
 
 def _position(msg: Msg) -> tuple[str, int]:

@@ -42,9 +42,17 @@ def _writes(service: str) -> tuple[str, ...]:
 
 INBOX = "_INBOX.>"
 
+# Each work consumer has a twin reading replay requests from the DLQ (events/redrive.py).
+REPLAYS = read_stream(streams.DLQ)
+
 SERVICE_GRANTS: dict[str, Grant] = {
     "intake": Grant(
-        publish=(*read_stream(streams.INCIDENTS), *_writes("intake"), subjects.dlq("intake")),
+        publish=(
+            *read_stream(streams.INCIDENTS),
+            *_writes("intake"),
+            subjects.dlq("intake"),
+            *REPLAYS,
+        ),
         subscribe=(
             INBOX,
             f"{subjects.INTAKE_REPORT_PREFIX}.>",
@@ -61,6 +69,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "$KV.ROUTING_POLICY.>",
             *_writes("routing"),
             subjects.dlq("routing"),
+            *REPLAYS,
         ),
         subscribe=(INBOX, "$KV.ROUTING_POLICY.>"),
     ),
@@ -73,11 +82,12 @@ SERVICE_GRANTS: dict[str, Grant] = {
             f"{subjects.NOTIFY_PREFIX}.>",
             *_writes("sla"),
             subjects.dlq("sla"),
+            *REPLAYS,
         ),
         subscribe=(INBOX,),
     ),
     "reporting": Grant(
-        publish=(*read_stream(streams.INCIDENTS), subjects.dlq("reporting")),
+        publish=(*read_stream(streams.INCIDENTS), subjects.dlq("reporting"), *REPLAYS),
         subscribe=(INBOX,),
     ),
 }

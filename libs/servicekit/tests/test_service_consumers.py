@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -72,6 +73,10 @@ async def test_a_deleted_durable_makes_the_service_unready_until_it_is_recreated
         await eventually(lambda: _async({2, 3} <= set(seen)), what="messages after handled")
         recreated = (await js.consumer_info(STREAM, spec.durable)).config
         assert recreated.max_deliver == spec.consumer_config().max_deliver
+        # The lag series goes on under the same labels, from the recreated durable's samples.
+        labels = {"service": "watched", "consumer": spec.durable}
+        lag = service.registry.get_sample_value("civicgrid_consumer_pending", labels)
+        assert lag is not None and not math.isnan(lag)  # sampled since the recreation
     finally:
         await service.stop()
         await js.delete_stream(STREAM)

@@ -593,3 +593,38 @@ async def test_a_retried_event_can_be_overtaken_so_handlers_must_not_rely_on_ord
     finally:
         await loop.stop()
         await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def test_a_decoder_that_breaks_on_a_message_dead_letters_it_as_unreadable(
+    nc: NatsClient,
+) -> None:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="BROKEN", subjects=["broken.>"]))
+
+    def careless(msg: Msg) -> Decoded:
+        return Decoded(key="k", value=json.loads(msg.data)["n"])  # KeyError on {}
+
+    handled: list[int] = []
+
+    async def record(n: int, delivery: Delivery) -> None:
+        handled.append(n)
+
+    spec = ConsumerSpec(
+        service="careless",
+        durable="careless-c",
+        stream="BROKEN",
+        filter_subjects=("broken.>",),
+        decode=careless,
+    )
+    loop = await start_consuming(nc, spec, record)
+    try:
+        await js.publish("broken.a", b"{}", stream="BROKEN")
+        await js.publish("broken.a", b'{"n": 2}', stream="BROKEN")
+        letters = await eventually(lambda: dead_letters_for(js, "careless"), what="dead letter")
+        assert [(letter.reason, letter.error) for letter in letters] == [
+            ("unreadable", "KeyError: 'n'")
+        ]
+        await eventually(lambda: _async(handled == [2]), what="the next one handled")
+    finally:
+        await loop.stop()
+        await js.delete_stream("BROKEN")

@@ -80,7 +80,9 @@ class Decoded:
     original: Original | None = None  # set by a replay's decoder: the handler's Delivery shows it
 
 
-# Raises ValueError (pydantic's ValidationError is one) for a message it cannot read.
+# Raises ValueError (pydantic's ValidationError is one) for a message it cannot read; anything
+# it raises dead-letters the message as unreadable. It sees the subject, data and headers (a
+# replay hands it a copy of the original without JetStream metadata).
 Decoder = Callable[[Msg], Decoded]
 Handler = Callable[[Any, Delivery], Awaitable[None]]
 EventHandler = Handler
@@ -199,8 +201,9 @@ class EventConsumer:
         for msg in messages:
             try:
                 decoded = self.spec.decode(msg)
-            except ValueError as exc:
-                # UnknownEventType, UpcastError and pydantic's ValidationError are ValueErrors.
+            except Exception as exc:
+                # Mostly ValueErrors (UnknownEventType, UpcastError, pydantic's ValidationError);
+                # whatever else a decoder raises, the same bytes will raise it again.
                 await self._dead_letter(msg, "unreadable", _describe(exc))
                 continue
             by_key.setdefault(decoded.key, []).append((msg, decoded))

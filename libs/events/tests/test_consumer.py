@@ -8,12 +8,13 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, DeliverPolicy, StreamConfig
 from prometheus_client import CollectorRegistry
@@ -85,12 +86,17 @@ async def consuming(
     await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
 
 
-async def start_consuming(nc: NatsClient, spec: ConsumerSpec, handler: EventHandler) -> PullLoop:
+async def start_consuming(
+    nc: NatsClient,
+    spec: ConsumerSpec,
+    handler: EventHandler,
+    dead_letters: DeadLetterPublisher | None = None,
+) -> PullLoop:
     js = nc.jetstream()
     consumer = EventConsumer(
         spec,
         handler,
-        DeadLetterPublisher(lambda: js, spec.service),
+        dead_letters or DeadLetterPublisher(lambda: js, spec.service),
         ConsumerMetrics.create(CollectorRegistry()),
     )
     loop = PullLoop(consumer, js)
@@ -416,3 +422,209 @@ async def test_a_durable_the_server_cannot_update_is_recreated_where_it_left_off
             await loop.stop()
     finally:
         await js.delete_stream("RECREATE")
+
+
+async def test_a_handler_slower_than_the_ack_wait_runs_once_across_replicas(
+    nc: NatsClient, store: EventStore
+) -> None:
+    event = reported()
+    running = 0
+    most_at_once = 0
+    calls = 0
+
+    async def slow(event: IncidentEvent, delivery: Delivery) -> None:
+        nonlocal running, most_at_once, calls
+        calls += 1
+        running += 1
+        most_at_once = max(most_at_once, running)
+        try:
+            await asyncio.sleep(3.5)  # the work itself, three and a half ack waits long
+        finally:
+            running -= 1
+
+    spec = ConsumerSpec(
+        service="slow",
+        durable="slow-c",
+        filter_subjects=(f"incident.{event.incident_id}.*",),
+        ack_wait_s=1.0,
+    )
+    # Two replicas sharing the durable: a redelivery would go to the idle one at once.
+    loops = [await start_consuming(nc, spec, slow) for _ in range(2)]
+    js = nc.jetstream()
+    try:
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(
+            lambda: _acked(js, spec.durable), within_s=15, what="the slow handler's ack"
+        )
+        assert (calls, most_at_once) == (1, 1)
+        info = await js.consumer_info(streams.INCIDENTS, spec.durable)
+        assert info.config.backoff == spec.ack_backoff()
+    finally:
+        for loop in loops:
+            await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def _acked(js: JetStreamContext, durable: str) -> bool:
+    info = await js.consumer_info(streams.INCIDENTS, durable)
+    return info.delivered.stream_seq > 0 and info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_a_later_event_held_back_on_its_last_delivery_is_dead_lettered(
+    nc: NatsClient, store: EventStore
+) -> None:
+    js = nc.jetstream()
+    failing = reported(correlation_id="fail-always")
+    version = (await store.append(failing, msg_id=failing.event_id, expected_version=0)).sequence
+    later = accepted(failing.incident_id)
+    await store.append(later, msg_id=later.event_id, expected_version=version)
+    spec = ConsumerSpec(
+        service="held-back",
+        durable="held-back-c",
+        filter_subjects=(f"incident.{failing.incident_id}.*",),
+        max_deliver=3,
+        backoff_s=(0.01, 0.01),
+    )
+    await js.add_consumer(streams.INCIDENTS, spec.consumer_config())
+    consumer = EventConsumer(
+        spec,
+        Recorder(),
+        DeadLetterPublisher(lambda: js, spec.service),
+        ConsumerMetrics.create(CollectorRegistry()),
+    )
+    sub = await js.pull_subscribe_bind(spec.durable, streams.INCIDENTS)
+    try:
+        # The later event has had more deliveries than the failing one (say its replica
+        # crashed on it): it is on its last when both come in one batch.
+        first, second = await sub.fetch(2, timeout=2)
+        await second.nak()
+        (second,) = await sub.fetch(1, timeout=2)
+        await first.nak()
+        await second.nak()
+        batch = sorted(await sub.fetch(2, timeout=2), key=lambda m: m.metadata.sequence.stream)
+        assert [m.metadata.num_delivered for m in batch] == [2, 3]
+        await consumer.on_batch(batch)
+
+        letters = await eventually(
+            lambda: _mine(dead_letters_for(js, spec.service), failing.incident_id),
+            what="the held-back event dead-lettered",
+        )
+        assert [(letter.original_subject, letter.reason) for letter in letters] == [
+            (f"incident.{failing.incident_id}.accepted", "held_back_retries_exhausted")
+        ]
+    finally:
+        await sub.unsubscribe()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+@dataclass(frozen=True)
+class FirstPublishFails(DeadLetterPublisher):
+    failures_left: list[int] = field(default_factory=lambda: [1])
+
+    async def publish(self, msg: Msg, *, consumer: str, reason: str, error: str) -> DeadLetter:
+        if self.failures_left[0] > 0:
+            self.failures_left[0] -= 1
+            raise NatsTimeoutError
+        return await super().publish(msg, consumer=consumer, reason=reason, error=error)
+
+
+async def test_a_failed_dead_letter_publish_on_the_last_attempt_is_retried_not_lost(
+    nc: NatsClient, store: EventStore
+) -> None:
+    js = nc.jetstream()
+    event = reported(correlation_id="fail-always")
+    spec = ConsumerSpec(
+        service="dlq-down",
+        durable="dlq-down-c",
+        filter_subjects=(f"incident.{event.incident_id}.*",),
+        max_deliver=2,
+        backoff_s=(0.05,),
+    )
+    flaky = FirstPublishFails(lambda: js, spec.service)
+    loop = await start_consuming(nc, spec, Recorder(), dead_letters=flaky)
+    try:
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        letters = await eventually(
+            lambda: _mine(dead_letters_for(js, spec.service), event.incident_id),
+            what="the dead letter, published on a later delivery",
+        )
+        assert flaky.failures_left == [0]
+        assert [(letter.reason, letter.deliveries) for letter in letters] == [
+            ("retries_exhausted", 3)
+        ]
+        assert "the database is down" in letters[0].error
+    finally:
+        await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def test_a_retried_event_can_be_overtaken_so_handlers_must_not_rely_on_order(
+    nc: NatsClient, store: EventStore
+) -> None:
+    """The documented promise: stream order within a batch, none across redeliveries.
+
+    Handlers therefore fold the incident's own history (read in stream order from the store)
+    instead of trusting the order their triggers arrive in.
+    """
+    first = reported(correlation_id="fail-once")
+    handled: list[tuple[str, int]] = []
+    failed = asyncio.Event()
+
+    async def handler(event: IncidentEvent, delivery: Delivery) -> None:
+        if event.correlation_id == "fail-once" and delivery.deliveries == 1:
+            failed.set()
+            raise RuntimeError("transient")
+        handled.append((event.event_type, delivery.deliveries))
+
+    spec = ConsumerSpec(
+        service="overtaken",
+        durable="overtaken-c",
+        filter_subjects=(f"incident.{first.incident_id}.*",),
+        backoff_s=(1.0,),
+    )
+    loop = await start_consuming(nc, spec, handler)
+    try:
+        version = (await store.append(first, msg_id=first.event_id, expected_version=0)).sequence
+        await asyncio.wait_for(failed.wait(), timeout=10)
+        later = accepted(first.incident_id)
+        await store.append(later, msg_id=later.event_id, expected_version=version)
+        await eventually(lambda: _async(len(handled) == 2), what="both handled")
+        assert handled == [("accepted", 1), ("reported", 2)]
+    finally:
+        await loop.stop()
+        await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def test_a_decoder_that_breaks_on_a_message_dead_letters_it_as_unreadable(
+    nc: NatsClient,
+) -> None:
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="BROKEN", subjects=["broken.>"]))
+
+    def careless(msg: Msg) -> Decoded:
+        return Decoded(key="k", value=json.loads(msg.data)["n"])  # KeyError on {}
+
+    handled: list[int] = []
+
+    async def record(n: int, delivery: Delivery) -> None:
+        handled.append(n)
+
+    spec = ConsumerSpec(
+        service="careless",
+        durable="careless-c",
+        stream="BROKEN",
+        filter_subjects=("broken.>",),
+        decode=careless,
+    )
+    loop = await start_consuming(nc, spec, record)
+    try:
+        await js.publish("broken.a", b"{}", stream="BROKEN")
+        await js.publish("broken.a", b'{"n": 2}', stream="BROKEN")
+        letters = await eventually(lambda: dead_letters_for(js, "careless"), what="dead letter")
+        assert [(letter.reason, letter.error) for letter in letters] == [
+            ("unreadable", "KeyError: 'n'")
+        ]
+        await eventually(lambda: _async(handled == [2]), what="the next one handled")
+    finally:
+        await loop.stop()
+        await js.delete_stream("BROKEN")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -70,7 +71,12 @@ async def test_a_deleted_durable_makes_the_service_unready_until_it_is_recreated
         await js.publish("watched.n", b"3", stream=STREAM)
         # At least once: the new durable resumes after the last ack floor the service sampled.
         await eventually(lambda: _async({2, 3} <= set(seen)), what="messages after handled")
-        assert (await js.consumer_info(STREAM, spec.durable)).config.max_deliver == 6
+        recreated = (await js.consumer_info(STREAM, spec.durable)).config
+        assert recreated.max_deliver == spec.consumer_config().max_deliver
+        # The lag series goes on under the same labels, from the recreated durable's samples.
+        labels = {"service": "watched", "consumer": spec.durable}
+        lag = service.registry.get_sample_value("civicgrid_consumer_pending", labels)
+        assert lag is not None and not math.isnan(lag)  # sampled since the recreation
     finally:
         await service.stop()
         await js.delete_stream(STREAM)

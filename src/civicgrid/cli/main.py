@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 from civicgrid.cli.credentials import load_existing
+from civicgrid.cli.dlq import REPLAY_HELP
+from civicgrid.cli.dlq import main as dlq_main
 from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
 
 
@@ -77,17 +79,51 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument("--data-dir", default=env("CIVICGRID_DATA_DIR", "data"))
     policy.add_argument("--nats-port", type=int, default=int(env("CIVICGRID_NATS_PORT", "4222")))
     policy.add_argument("--config", default=env("CIVICGRID_CONFIG"))
+
+    identity = argparse.ArgumentParser(add_help=False)
+    identity.add_argument(
+        "--nats",
+        default=env("CIVICGRID_NATS_URL"),
+        help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
+    )
+    identity.add_argument("--data-dir", default=env("CIVICGRID_DATA_DIR", "data"))
+    identity.add_argument("--nats-port", type=int, default=int(env("CIVICGRID_NATS_PORT", "4222")))
+    dlq = commands.add_parser(
+        "dlq", help="list, show and replay dead letters (what a service could not handle)"
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = dlq_commands.add_parser(
+        "list", parents=[identity], help="one line per dead letter, oldest first"
+    )
+    listing.add_argument("--service", help="only this service's letters")
+    show = dlq_commands.add_parser(
+        "show", parents=[identity], help="one letter in full, with its original message"
+    )
+    show.add_argument("sequence", type=int, help="the letter's DLQ sequence (from list)")
+    replay = dlq_commands.add_parser(
+        "replay",
+        parents=[identity],
+        help="have the consumer that gave up on a message handle it again",
+        description=REPLAY_HELP,
+    )
+    replay.add_argument("sequence", type=int, nargs="?", help="the letter's DLQ sequence")
+    replay.add_argument("--all", action="store_true", help="every letter (of --service)")
+    replay.add_argument("--service", help="with --all: only this service's letters")
     return parser
+
+
+def _admin_url(args: argparse.Namespace) -> str:
+    if args.nats is not None:
+        return str(args.nats)
+    # The embedded server's admin identity, as `civicgrid up` left it in the data dir.
+    credentials = load_existing(Path(args.data_dir))
+    return credentials.url_for("admin", "127.0.0.1", args.nats_port)
 
 
 def _policy(args: argparse.Namespace) -> int:
     from civicgrid.routing.policy import main as policy_main
 
-    url = args.nats
-    if url is None:
-        # The embedded server's admin identity, as `civicgrid up` left it in the data dir.
-        credentials = load_existing(Path(args.data_dir))
-        url = credentials.url_for("admin", "127.0.0.1", args.nats_port)
+    url = _admin_url(args)
     argv = [args.action, *([args.file] if args.file else []), "--nats", url]
     if args.config:
         argv += ["--config", args.config]
@@ -109,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(run_up(options)))
     if args.command == "policy":
         raise SystemExit(_policy(args))
+    if args.command == "dlq":
+        raise SystemExit(dlq_main(args, _admin_url(args)))
     if args.command == "provision":
         asyncio.run(provision(args.nats, replicas=args.replicas))
         print(f"streams and buckets provisioned with {args.replicas} replica(s)")

@@ -42,6 +42,9 @@ def _writes(service: str) -> tuple[str, ...]:
 
 INBOX = "_INBOX.>"
 
+# Each work consumer has a twin reading replay requests from the DLQ (events/redrive.py).
+REPLAYS = read_stream(streams.DLQ)
+
 SERVICE_GRANTS: dict[str, Grant] = {
     "intake": Grant(
         publish=(
@@ -51,6 +54,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             f"$KV.{streams.INTAKE_DUPLICATES_BUCKET}.>",
             *_writes("intake"),
             subjects.dlq("intake"),
+            *REPLAYS,
         ),
         subscribe=(
             INBOX,
@@ -68,6 +72,7 @@ SERVICE_GRANTS: dict[str, Grant] = {
             "$KV.ROUTING_POLICY.>",
             *_writes("routing"),
             subjects.dlq("routing"),
+            *REPLAYS,
         ),
         subscribe=(INBOX, "$KV.ROUTING_POLICY.>"),
     ),
@@ -80,11 +85,12 @@ SERVICE_GRANTS: dict[str, Grant] = {
             f"{subjects.NOTIFY_PREFIX}.>",
             *_writes("sla"),
             subjects.dlq("sla"),
+            *REPLAYS,
         ),
         subscribe=(INBOX,),
     ),
     "reporting": Grant(
-        publish=(*read_stream(streams.INCIDENTS), subjects.dlq("reporting")),
+        publish=(*read_stream(streams.INCIDENTS), subjects.dlq("reporting"), *REPLAYS),
         subscribe=(INBOX,),
     ),
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Literal
 
 import structlog
@@ -54,6 +55,9 @@ def _comparable(config: ConsumerConfig, name: str) -> object:
         # The server may keep one filter in either field.
         return sorted({*(config.filter_subjects or ()), *filter(None, [config.filter_subject])})
     value = getattr(config, name)
+    if isinstance(value, Enum):
+        # The server's answer holds plain strings; the wanted config, enums of them.
+        return value.value
     if name == "ack_wait" and config.backoff:
         # With a back-off the server waits backoff[0] for the first ack, whatever ack_wait says.
         value = config.backoff[0]

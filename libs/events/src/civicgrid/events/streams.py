@@ -58,7 +58,19 @@ def sla_timers_stream(replicas: int = 1) -> StreamConfig:
     )
 
 
+# Dead letters carry the original message byte for byte, and an incident event's original
+# holds the citizen's name and phone: the DLQ keeps them no longer than this, nor beyond its
+# size limit (the oldest letters go first). A replay refreshes nothing: it is a new message.
+DLQ_MAX_AGE_S = 30 * 24 * 3600.0
+DLQ_MAX_BYTES = 1024**3
+
+
 def dlq_stream(replicas: int = 1) -> StreamConfig:
+    """Dead letters (``dlq.<service>``) and replay requests (``dlq.redrive.<service>.<durable>``).
+
+    Personal data in a letter's copied original is gone from the DLQ after ``DLQ_MAX_AGE_S``
+    (30 days) at the latest: limits retention, discard old.
+    """
     return StreamConfig(
         name=DLQ,
         description="Messages a service could not handle, with the reason: dlq.<service>",
@@ -66,6 +78,10 @@ def dlq_stream(replicas: int = 1) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=replicas,
+        max_age=DLQ_MAX_AGE_S,
+        max_bytes=DLQ_MAX_BYTES,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_S,
     )
 
 

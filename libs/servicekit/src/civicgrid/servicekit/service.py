@@ -30,6 +30,7 @@ from civicgrid.events.consumer import (
 )
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
+from civicgrid.events.redrive import redrive_spec
 from civicgrid.events.store import EventStore
 from civicgrid.servicekit.logging import configure_logging
 from civicgrid.servicekit.settings import ServiceSettings
@@ -104,10 +105,18 @@ class Service:
             await hook()
         await self.broker.start()
         for consumer in self.consumers:
-            loop = PullLoop(consumer, self.jetstream)
-            await loop.start()
-            self._pull_loops.append(loop)
-            self._report_lag(loop)
+            # Each work consumer, and its twin taking replays of its dead letters.
+            replays = EventConsumer(
+                redrive_spec(consumer.spec),
+                consumer.handler,
+                self.dead_letters,
+                self.consumer_metrics,
+            )
+            for each in (consumer, replays):
+                loop = PullLoop(each, self.jetstream)
+                await loop.start()
+                self._pull_loops.append(loop)
+                self._report_lag(loop)
         self._started = True
         log.info(
             "service_started",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Gauge
 
+from civicgrid.events import durables
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery
 from civicgrid.events.store import AppendResult, History
@@ -18,7 +19,7 @@ from civicgrid.servicekit.settings import ServiceSettings
 
 CONSUMER = ConsumerSpec(
     service="routing",
-    durable="routing",
+    durable=durables.ROUTING.name,
     filter_subjects=(
         "incident.*.reported",
         "incident.*.returned",

@@ -524,11 +524,14 @@ def provisions_then_hangs(tmp_path: Path) -> Iterator[HoldingProxy]:
 
 
 def _stop_up_or_kill(up: RunningUp) -> None:
+    """After a failed test: nothing it started may outlive it."""
+    children = _children_of(up.process.pid)
     if up.process.poll() is None:
         up.process.kill()
         up.process.wait()
-    for pid in _children_of(up.process.pid):
-        os.kill(pid, signal.SIGKILL)
+    for pid in children:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.timeout(120)

@@ -38,7 +38,11 @@ REFUSED_WITHIN_S = 1.0
 # flow-control reply (it does so at about half of its pending-bytes limit).
 FLOW_CONTROL_EVENTS = 3000
 FLOW_CONTROL_BODY = b"x" * 1024
-FILTERS = {streams.INCIDENTS: "incident.>", streams.SLA_TIMERS: "sla.fired.>"}
+FILTERS = {
+    streams.INCIDENTS: "incident.>",
+    streams.SLA_TIMERS: "sla.fired.>",
+    streams.DLQ: "dlq.>",
+}
 
 
 def password(user: str) -> str:
@@ -95,6 +99,7 @@ async def admin(guarded: EmbeddedNats) -> AsyncIterator[Session]:
     for number in range(3):
         await js.publish(f"incident.PERMS{number}.reported", b"{}", stream=streams.INCIDENTS)
         await js.publish(f"sla.fired.PERMS{number}.c.due", b"{}", stream=streams.SLA_TIMERS)
+        await js.publish(f"dlq.PERMS{number}", b"{}", stream=streams.DLQ)
     yield session
     await session.client.drain()
 

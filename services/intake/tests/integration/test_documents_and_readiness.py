@@ -50,8 +50,9 @@ async def test_the_openapi_document_lists_both_faces(http: httpx.AsyncClient) ->
     assert "/api/v1/reports" in paths and "/api/v1/incidents/{incident_id}" in paths
     for command in COMMANDS:
         assert f"/api/v1/incidents/{{incident_id}}/{command}" in paths
-    for path in ("services.json", "requests.json", "servicerequestupdates.json"):
-        assert f"/open311/v2/{path}" in paths
+    for path in ("services", "requests", "servicerequestupdates"):
+        assert f"/open311/v2/{path}.{{format}}" in paths
+    assert "/open311/discovery.{format}" in paths
 
 
 async def test_ready_only_once_the_replay_reached_the_end_of_the_stream(

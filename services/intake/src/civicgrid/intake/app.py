@@ -24,7 +24,7 @@ from civicgrid.intake.receipts import IntakeReply
 from civicgrid.intake.web.errors import install_error_handlers, is_open311
 from civicgrid.intake.web.limits import BodySizeLimit
 from civicgrid.intake.web.native import native_router
-from civicgrid.intake.web.open311_routes import open311_router
+from civicgrid.intake.web.open311_routes import discovery_router, open311_router
 from civicgrid.servicekit.asyncapi import asyncapi_document
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import DEFAULT_NATS_URL, ServiceSettings
@@ -34,7 +34,8 @@ DESCRIPTION = """\
 Intake is the write side of civicgrid: every report and every handler's action enters here,
 is checked against the incident's current state, and becomes an event in INCIDENTS.
 
-- Open311 GeoReport v2 (JSON) under /open311/v2 (reading needs no key; lat/long are WGS84).
+- Open311 GeoReport v2 (JSON and XML, by extension) under /open311/v2 (reading needs no key;
+  lat/long are WGS84); service discovery at /open311/discovery.json|xml.
 - The native API under /api/v1 (X-API-Key; coordinates in the city's datum).
 - NATS request/reply on intake.report.<channel> and intake.command.<command>.
 """
@@ -77,6 +78,7 @@ def compose(
 
     service.http.include_router(native_router(intake, gate))
     service.http.include_router(open311_router(intake, gate, catalogue))
+    service.http.include_router(discovery_router(catalogue))
 
     def count_too_large(path: str) -> None:
         metrics.refusals.labels("open311" if is_open311(path) else "api", "413").inc()

@@ -79,6 +79,11 @@ class Catalogue(Protocol):
     def matter(self, code: str) -> Matter | None: ...
 
     @property
+    def jurisdiction_id(self) -> str:
+        """The city's id in Open311 (``jurisdiction_id``)."""
+        ...
+
+    @property
     def bounds(self) -> Bounds: ...
 
     def contains(self, lon: float, lat: float) -> bool:
@@ -95,11 +100,13 @@ class InMemoryCatalogue:
         bounds: Bounds,
         contains: Callable[[float, float], bool] | None = None,
         datum: str = WGS84,
+        jurisdiction_id: str = "city",
     ) -> None:
         self._matters = {matter.code: matter for matter in matters}
         self._bounds = bounds
         self._contains = contains
         self._datum = datum
+        self._jurisdiction_id = jurisdiction_id
 
     @property
     def matters(self) -> Sequence[Matter]:
@@ -111,6 +118,10 @@ class InMemoryCatalogue:
     @property
     def datum(self) -> str:
         return self._datum
+
+    @property
+    def jurisdiction_id(self) -> str:
+        return self._jurisdiction_id
 
     def add(self, matter: Matter) -> None:
         self._matters[matter.code] = matter

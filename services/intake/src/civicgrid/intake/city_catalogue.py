@@ -29,6 +29,7 @@ def catalogue_of(city: City) -> InMemoryCatalogue:
         Bounds(min_lon, min_lat, max_lon, max_lat),
         contains=lambda lon, lat: city.contains(lon, lat, tolerance_m=0),
         datum=city.coordinate_system or WGS84,
+        jurisdiction_id=city.config_dir.name,
     )
 
 

@@ -1,15 +1,24 @@
 """Refusals and their one body shape, shared by the native API and the NATS replies.
 
-A refusal names the field and the reason, never the value: a value may be a citizen's name
-or phone, and error bodies end up in other systems' logs.
+A refusal names the field and the reason. It quotes a submitted value only when the value is
+an identifier matching ``_IDENTIFIER`` (a service code, a request id, a jurisdiction id): free
+text may be a citizen's name or phone, and error bodies end up in other systems' logs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def quoted(value: str) -> str:
+    """A submitted value as an error may show it (the echo policy above)."""
+    return repr(value) if _IDENTIFIER.match(value) else "(not shown: not a valid identifier)"
 
 
 @dataclass(frozen=True)

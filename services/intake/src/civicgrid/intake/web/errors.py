@@ -1,11 +1,14 @@
 """One place that turns refusals into responses, in each face's own error format.
 
 - native API: ``{"status": 422, "code": "invalid", "errors": [{"field", "reason"}]}``
-- Open311: the spec's ``[{"code": 400, "description": "..."}]``, with 400 for bad input,
-  403 for a missing or wrong api_key, 404 for what does not exist.
+- Open311: the spec's ``[{"code": 400, "description": "..."}]`` (``<errors><error>`` when the
+  path ends in ``.xml``), with 400 for bad input, 403 for a missing or wrong api_key, 404 for
+  what does not exist, 405 (with ``Allow``) for a method the endpoint does not take.
 
-Nothing here echoes a submitted value, and nothing unexpected becomes a 500 with a trace:
-an infrastructure failure (NATS unreachable) is a 503 that says to retry.
+Echo policy: an error names the field and the reason; it may quote a submitted value only when
+that value is an identifier that matched its pattern (``quoted``), never free text or contact
+details. Nothing unexpected becomes a 500 with a trace: an infrastructure failure (NATS
+unreachable) is a 503 that says to retry.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from __future__ import annotations
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from civicgrid.intake.errors import Problem, Refused
 from civicgrid.intake.metrics import IntakeMetrics
+from civicgrid.intake.web.open311_format import error_response, format_of
 
 log = structlog.get_logger("civicgrid.intake.web")
 
@@ -30,22 +34,22 @@ def is_open311(path: str) -> bool:
 
 
 def open311_status(status: int) -> int:
-    """GeoReport knows 400, 403 and 404 (plus what a proxy says: 413, 429, 503)."""
+    """GeoReport knows 400, 403 and 404 (plus HTTP's own: 405, 409, 413, 429, 503)."""
     if status in (401, 403):
         return 403
-    if status in (404, 413, 429, 503):
+    if status in (404, 405, 409, 413, 429, 503):
         return status
     return 400
 
 
-def render(path: str, refusal: Refused) -> JSONResponse:
+def render(path: str, refusal: Refused) -> Response:
     if is_open311(path):
         status = open311_status(refusal.status)
-        body: object = [
+        errors = [
             {"code": status, "description": f"{p.field}: {p.reason}" if p.field else p.reason}
             for p in refusal.problems
         ]
-        return JSONResponse(body, status_code=status, headers=refusal.headers)
+        return error_response(format_of(path), errors, status, refusal.headers)
     return JSONResponse(
         refusal.body().model_dump(mode="json"),
         status_code=refusal.status,
@@ -54,15 +58,18 @@ def render(path: str, refusal: Refused) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI, metrics: IntakeMetrics) -> None:
-    async def on_refused(request: Request, exc: Exception) -> JSONResponse:
+    async def on_refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
         interface = "open311" if is_open311(request.url.path) else "api"
         if exc.status != 409:
             metrics.refusals.labels(interface, str(exc.status)).inc()
         return render(request.url.path, exc)
 
-    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
+    async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        if any(tuple(error["loc"]) == ("path", "format") for error in exc.errors()):
+            refusal = Refused(404, "not_found", [Problem(None, "not found: use .json or .xml")])
+            return await on_refused(request, refusal)
         malformed = any(error.get("type") == "json_invalid" for error in exc.errors())
         problems = [
             Problem(
@@ -76,11 +83,15 @@ def install_error_handlers(app: FastAPI, metrics: IntakeMetrics) -> None:
             request, Refused(status, "bad_request" if malformed else "invalid", problems)
         )
 
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         reason = str(exc.detail) if exc.detail else "request refused"
-        refusal = Refused(exc.status_code, code, [Problem(None, reason)])
+        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+            reason = f"method not allowed; this endpoint takes {exc.headers['Allow']}"
+        refusal = Refused(
+            exc.status_code, code, [Problem(None, reason)], headers=dict(exc.headers or {})
+        )
         return render(request.url.path, refusal)
 
     app.add_exception_handler(Refused, on_refused)

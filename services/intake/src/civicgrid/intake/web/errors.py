@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from civicgrid.intake.errors import Problem, Refused
@@ -87,17 +88,32 @@ def install_error_handlers(app: FastAPI, metrics: IntakeMetrics) -> None:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         reason = str(exc.detail) if exc.detail else "request refused"
-        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
-            reason = f"method not allowed; this endpoint takes {exc.headers['Allow']}"
-        refusal = Refused(
-            exc.status_code, code, [Problem(None, reason)], headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the one route it tried; a path served by
+            # several routes (GET and POST requests.json) takes all of theirs.
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+            reason = f"method not allowed; this endpoint takes {headers['Allow']}"
+        refusal = Refused(exc.status_code, code, [Problem(None, reason)], headers=headers)
         return render(request.url.path, refusal)
 
     app.add_exception_handler(Refused, on_refused)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_middleware(ContainFailures)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route takes on this path (asked of the router, method by method)."""
+    routes: list[BaseRoute] = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
 
 
 class ContainFailures:

@@ -301,18 +301,19 @@ def open311_router(intake: Intake, gate: Gate, catalogue: Catalogue) -> APIRoute
         _jurisdiction(form.fields.get("jurisdiction_id"), catalogue)
         key = form.fields.get("api_key") or request.query_params.get("api_key")
         key = key or request.headers.get("x-api-key")
-        gate.keys.identify(key)  # 403 for a missing or unknown key before anything is read
-        incident_id, command = await _update_command(intake, form.fields)
-        name = "callback" if isinstance(command, Callback) else "reopen"
-        rights = gate.for_command(key, name)
+        system = gate.keys.identify(key).system  # 403 for a missing or unknown key first
         update_ref = form.fields.get("update_id", "").strip()
         if update_ref and not re.fullmatch(r"[\x21-\x7e]{1,64}", update_ref):
             raise bad_request("must be 1-64 printable ASCII characters", "update_id")
         command_id = f"open311-update:{update_ref}" if update_ref else new_event_id()
-        await intake.command(incident_id, command, system=rights.system, command_id=command_id)
-        history, _ = await intake.history(incident_id)
-        causation = identity.command_causation(rights.system, command_id)
-        written = [s.event.event_id for s in history.events if s.event.causation_id == causation]
+        causation = identity.command_causation(system, command_id)
+        written = await _written_by(intake, form.fields, causation)
+        if not written:  # not a retry of an update already carried out
+            incident_id, command = await _update_command(intake, form.fields)
+            name = "callback" if isinstance(command, Callback) else "reopen"
+            rights = gate.for_command(key, name)
+            await intake.command(incident_id, command, system=rights.system, command_id=command_id)
+            written = await _written_by(intake, form.fields, causation)
         body = [UpdatePostedOut(update_id=written[0] if written else command_id)]
         return respond(format, body, root="service_request_updates", item="request_update")
 
@@ -385,6 +386,15 @@ async def _requests(
         limit=MAX_REQUESTS,
     )
     return [request_of(state, catalogue) for state in intake.index.requests(query)]
+
+
+async def _written_by(intake: Intake, fields: dict[str, str], causation: str) -> list[str]:
+    """The ids of the events an update (its causation) wrote to its request, if any."""
+    incident_id = fields.get("service_request_id", "").strip()
+    if not _ID.match(incident_id):
+        return []
+    history = await intake.store().load(incident_id)
+    return [s.event.event_id for s in history.events if s.event.causation_id == causation]
 
 
 async def _update_command(intake: Intake, fields: dict[str, str]) -> tuple[str, Command]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 from nats.aio.client import Client as NatsClient
 
 from civicgrid.events.testing.waiting import eventually
@@ -68,3 +71,33 @@ async def http(intake: IntakeApp) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://intake", headers={"X-API-Key": DEV_KEY}
     ) as client:
         yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest_asyncio.fixture(scope="session")
+async def served_root(intake: IntakeApp) -> AsyncIterator[str]:
+    """The intake app on a real socket, in the test loop (its NATS connection lives there)."""
+    port = _free_port()
+    config = uvicorn.Config(
+        intake.service.http, host="127.0.0.1", port=port, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+
+        async def listening() -> bool:
+            if task.done():
+                task.result()  # a failed start raises here instead of timing out
+            return bool(server.started)
+
+        await eventually(listening, what="uvicorn listening")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

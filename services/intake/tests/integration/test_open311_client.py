@@ -5,55 +5,19 @@ formats: every call it makes."""
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import pytest_asyncio
-import uvicorn
 from georeport import GeoReport
 from requests import HTTPError
 
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.intake.app import IntakeApp
 from civicgrid.intake.catalogue import InMemoryCatalogue
 from civicgrid.intake.testing import NEVER_MERGES, POTHOLE, next_place
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest_asyncio.fixture(scope="module")
-async def served(intake: IntakeApp) -> AsyncIterator[str]:
-    """The intake app on a real socket, in the test loop (its NATS connection lives there)."""
-    port = _free_port()
-    config = uvicorn.Config(
-        intake.service.http, host="127.0.0.1", port=port, log_config=None, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-
-        async def listening() -> bool:
-            if task.done():
-                task.result()  # a failed start raises here instead of timing out
-            return bool(server.started)
-
-        await eventually(listening, what="uvicorn listening")
-        yield f"http://127.0.0.1:{port}/open311/v2"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 async def test_the_georeport_client_reads_everything_in_both_formats(
-    served: str, http: httpx.AsyncClient, catalogue: InMemoryCatalogue, fmt: str
+    served_root: str, http: httpx.AsyncClient, catalogue: InMemoryCatalogue, fmt: str
 ) -> None:
     lon, lat = next_place()
     created = await http.post(
@@ -67,7 +31,9 @@ async def test_the_georeport_client_reads_everything_in_both_formats(
     )
     assert created.status_code == 201, created.text
     incident_id = created.json()[0]["service_request_id"]
-    client = GeoReport(served, jurisdiction=catalogue.jurisdiction_id, output_format=fmt)
+    client = GeoReport(
+        f"{served_root}/open311/v2", jurisdiction=catalogue.jurisdiction_id, output_format=fmt
+    )
 
     services = await asyncio.to_thread(client.get_service_list)
     codes = [service["service_code"] for service in services]
@@ -90,7 +56,7 @@ async def test_the_georeport_client_reads_everything_in_both_formats(
     entries = listed if isinstance(listed, list) else [listed]
     assert [entry["service_request_id"] for entry in entries] == [incident_id]
 
-    other = GeoReport(served, jurisdiction="not-this-city", output_format=fmt)
+    other = GeoReport(f"{served_root}/open311/v2", jurisdiction="not-this-city", output_format=fmt)
     with pytest.raises(HTTPError) as refused:
         await asyncio.to_thread(other.get_service_list)
     assert refused.value.response.status_code == 404

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from nats.aio.client import Client as NatsClient
 
 from civicgrid.events.testing.waiting import eventually
@@ -28,6 +25,7 @@ from civicgrid.intake.testing import (
     rights,
     small_city,
 )
+from civicgrid.servicekit.apicheck import serving
 from civicgrid.servicekit.natsserver import EmbeddedNats
 
 
@@ -73,31 +71,8 @@ async def http(intake: IntakeApp) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest_asyncio.fixture(scope="session")
 async def served_root(intake: IntakeApp) -> AsyncIterator[str]:
-    """The intake app on a real socket, in the test loop (its NATS connection lives there)."""
-    port = _free_port()
-    config = uvicorn.Config(
-        intake.service.http, host="127.0.0.1", port=port, log_config=None, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-
-        async def listening() -> bool:
-            if task.done():
-                task.result()  # a failed start raises here instead of timing out
-            return bool(server.started)
-
-        await eventually(listening, what="uvicorn listening")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    """Intake on a real socket, for clients that need one (georeport, schemathesis)."""
+    async with serving(intake.service.http) as base_url:
+        yield base_url

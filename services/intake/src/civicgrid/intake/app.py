@@ -21,10 +21,11 @@ from civicgrid.intake.index import IncidentIndex
 from civicgrid.intake.metrics import IntakeMetrics
 from civicgrid.intake.nats_api import attach_nats_api
 from civicgrid.intake.receipts import IntakeReply
-from civicgrid.intake.web.errors import install_error_handlers, is_open311
+from civicgrid.intake.web.errors import OPEN311_PREFIX, install_error_handlers, is_open311
 from civicgrid.intake.web.limits import BodySizeLimit
 from civicgrid.intake.web.native import native_router
 from civicgrid.intake.web.open311_routes import discovery_router, open311_router
+from civicgrid.servicekit.apicheck import drop_unanswered
 from civicgrid.servicekit.asyncapi import asyncapi_document
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import DEFAULT_NATS_URL, ServiceSettings
@@ -87,6 +88,7 @@ def compose(
         BodySizeLimit, max_bytes=config.max_body_bytes, on_refused=count_too_large
     )
     install_error_handlers(service.http, metrics)  # last: its guard is the outermost layer
+    drop_unanswered(service.http, "422", OPEN311_PREFIX)  # Open311 answers bad input with 400
     attach_nats_api(service.broker, intake, gate, config.max_body_bytes, metrics)
     return IntakeApp(service, intake, index, gate, feed)
 

@@ -63,18 +63,9 @@ class Bounds:
         return self.min_lon <= lon <= self.max_lon and self.min_lat <= lat <= self.max_lat
 
 
-WGS84 = "WGS84"
-GCJ02 = "GCJ-02"
-
-
 class Catalogue(Protocol):
     @property
     def matters(self) -> Sequence[Matter]: ...
-
-    @property
-    def datum(self) -> str:
-        """The datum of the city's coordinates, which events use ("GCJ-02", "WGS84")."""
-        ...
 
     def matter(self, code: str) -> Matter | None: ...
 
@@ -99,13 +90,11 @@ class InMemoryCatalogue:
         matters: Sequence[Matter],
         bounds: Bounds,
         contains: Callable[[float, float], bool] | None = None,
-        datum: str = WGS84,
         jurisdiction_id: str = "city",
     ) -> None:
         self._matters = {matter.code: matter for matter in matters}
         self._bounds = bounds
         self._contains = contains
-        self._datum = datum
         self._jurisdiction_id = jurisdiction_id
 
     @property
@@ -114,10 +103,6 @@ class InMemoryCatalogue:
 
     def matter(self, code: str) -> Matter | None:
         return self._matters.get(code)
-
-    @property
-    def datum(self) -> str:
-        return self._datum
 
     @property
     def jurisdiction_id(self) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 from civicgrid.city import City, default_config_dir, load_city
 from civicgrid.city import Matter as CityMatter
 from civicgrid.intake.catalogue import (
-    WGS84,
     AttributeDefinition,
     AttributeValue,
     Bounds,
@@ -28,7 +27,6 @@ def catalogue_of(city: City) -> InMemoryCatalogue:
         [_matter(matter, group_names.get(matter.group, matter.group)) for matter in city.matters],
         Bounds(min_lon, min_lat, max_lon, max_lat),
         contains=lambda lon, lat: city.contains(lon, lat, tolerance_m=0),
-        datum=city.coordinate_system or WGS84,
         jurisdiction_id=city.config_dir.name,
     )
 

@@ -28,8 +28,7 @@ from civicgrid.events.incident_events import (
     Returned,
     Suspended,
 )
-from civicgrid.intake.catalogue import GCJ02, Catalogue, Matter
-from civicgrid.intake.datum import gcj02_to_wgs84
+from civicgrid.intake.catalogue import Catalogue, Matter
 from civicgrid.intake.domain.state import IncidentState, Stage
 
 _STATUS_NOTES = {
@@ -155,9 +154,7 @@ def request_of(state: IncidentState, catalogue: Catalogue) -> ServiceRequestOut:
     matter = catalogue.matter(state.category)
     lon, lat = (report.location.lon, report.location.lat) if report else (None, None)
     if lon is not None and lat is not None:
-        if catalogue.datum == GCJ02:
-            lon, lat = gcj02_to_wgs84(lon, lat)  # Open311 speaks WGS84
-        # About a centimetre: more digits are only the round trip's floating-point noise.
+        # About a centimetre: more digits would be a converted (GCJ-02) report's noise.
         lon, lat = round(lon, 7), round(lat, 7)
     return ServiceRequestOut(
         service_request_id=state.incident_id,

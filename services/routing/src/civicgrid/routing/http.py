@@ -88,8 +88,8 @@ def explain_routes(city: CityMap, policies: PolicySource) -> APIRouter:
         summary="Where a report of this category at this point would be assigned, and why",
     )
     async def explain(
-        lon: Annotated[float, Query(ge=-180, le=180, description="longitude (city datum)")],
-        lat: Annotated[float, Query(ge=-90, le=90, description="latitude (city datum)")],
+        lon: Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84")],
+        lat: Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84")],
         category: Annotated[str, Query(min_length=1, max_length=128, description="matter code")],
         policy_version: Annotated[
             int | None, Query(ge=1, description="a published version; default: current")

@@ -10,10 +10,8 @@ lists), or JSON with the same field names.
 ``jurisdiction_id`` may be omitted; when given it must be the city's own id, or the answer is
 404 naming the id this endpoint serves (silently accepting any value hides client mistakes).
 
-``lat``/``long`` are WGS84, as the spec says; when the city's datum is GCJ-02 (the shipped
-city) they are converted on the way in and back on the way out (``datum``). Only lat/long
-locate a request: ``address_string`` is kept as the address, and neither it nor ``address_id``
-is geocoded.
+``lat``/``long`` are WGS84, as the spec says, and so is everything civicgrid stores and
+serves. ``address_id`` is not geocoded.
 
 Extension: a client may send ``token`` with its POST. A retried POST with the same token
 returns the same request and writes nothing, and ``tokens/{token}`` resolves it.
@@ -34,8 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from civicgrid.events.ids import new_event_id
 from civicgrid.intake.access import Gate
-from civicgrid.intake.catalogue import GCJ02, Catalogue
-from civicgrid.intake.datum import wgs84_to_gcj02
+from civicgrid.intake.catalogue import Catalogue
 from civicgrid.intake.domain import identity
 from civicgrid.intake.domain.commands import Callback, Command, Reopen
 from civicgrid.intake.domain.state import IncidentState, Stage, fold
@@ -533,7 +530,7 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
     candidate: dict[str, Any] = {
         "category": code,
         "description": fields.get("description", ""),
-        "location": _city_datum(fields["lat"], fields["long"], catalogue),
+        "location": _location(fields["lat"], fields["long"]),
         "attributes": form.attributes,
     }
     if fields.get("address_string"):
@@ -554,8 +551,8 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
         raise Refused(400, "bad_request", problems) from exc
 
 
-def _city_datum(lat_text: str, lon_text: str, catalogue: Catalogue) -> dict[str, float]:
-    """Open311's lat/long are WGS84; events hold the city's datum."""
+def _location(lat_text: str, lon_text: str) -> dict[str, float]:
+    """Open311's lat/long are WGS84, as events are."""
     problems = []
     coordinates: dict[str, float] = {}
     for field, text, low, high in (("lat", lat_text, -90, 90), ("long", lon_text, -180, 180)):
@@ -569,10 +566,7 @@ def _city_datum(lat_text: str, lon_text: str, catalogue: Catalogue) -> dict[str,
         coordinates[field] = value
     if problems:
         raise Refused(400, "bad_request", problems)
-    lon, lat = coordinates["long"], coordinates["lat"]
-    if catalogue.datum == GCJ02:
-        lon, lat = wgs84_to_gcj02(lon, lat)
-    return {"lon": lon, "lat": lat}
+    return {"lon": coordinates["long"], "lat": coordinates["lat"]}
 
 
 def _comma_list(value: str, field: str) -> list[str]:

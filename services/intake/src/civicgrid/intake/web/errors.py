@@ -13,6 +13,9 @@ unreachable) is a 503 that says to retry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from civicgrid.intake.errors import Problem, Refused
+from civicgrid.intake.errors import Problem, Refused, problem_of
 from civicgrid.intake.metrics import IntakeMetrics
 from civicgrid.intake.web.open311_format import error_response, format_of
 
@@ -71,18 +74,12 @@ def install_error_handlers(app: FastAPI, metrics: IntakeMetrics) -> None:
         if any(tuple(error["loc"]) == ("path", "format") for error in exc.errors()):
             refusal = Refused(404, "not_found", [Problem(None, "not found: use .json or .xml")])
             return await on_refused(request, refusal)
-        malformed = any(error.get("type") == "json_invalid" for error in exc.errors())
-        problems = [
-            Problem(
-                ".".join(str(p) for p in error["loc"] if p != "body") or None,
-                str(error.get("msg", "invalid")),
-            )
-            for error in exc.errors()
-        ]
-        status = 400 if malformed else 422
-        return await on_refused(
-            request, Refused(status, "bad_request" if malformed else "invalid", problems)
-        )
+        malformed = [error for error in exc.errors() if error.get("type") == "json_invalid"]
+        if malformed:
+            reason = json_position(malformed[0], exc.body)
+            return await on_refused(request, Refused(400, "bad_request", [Problem(None, reason)]))
+        problems = [problem_of(error) for error in exc.errors()]
+        return await on_refused(request, Refused(422, "invalid", problems))
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -104,6 +101,23 @@ def install_error_handlers(app: FastAPI, metrics: IntakeMetrics) -> None:
 
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def json_position(error: Mapping[str, Any], body: Any) -> str:
+    """Where the JSON broke, by line, column and character, instead of a bare offset."""
+    location = error.get("loc") or ()
+    position = location[-1] if location and isinstance(location[-1], int) else None
+    detail = (error.get("ctx") or {}).get("error") or "malformed"
+    if position is None:
+        return f"the body is not valid JSON: {detail}"
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    before = text[:position]
+    line = before.count("\n") + 1
+    column = position - (before.rfind("\n") + 1) + 1
+    return (
+        f"the body is not valid JSON: {detail} at line {line}, column {column}"
+        f" (character {position})"
+    )
 
 
 def allowed_methods(request: Request) -> list[str]:

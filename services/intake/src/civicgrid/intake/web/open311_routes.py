@@ -461,8 +461,13 @@ async def _read_form(request: Request) -> Form:
 def _json_form(body: bytes) -> Form:
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad_request("the body is not JSON") from exc
+    except UnicodeDecodeError as exc:
+        raise bad_request("the body is not UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise bad_request(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            f" (character {exc.pos})"
+        ) from exc
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object")
     fields: dict[str, str] = {}

@@ -413,3 +413,28 @@ async def test_service_discovery(http: httpx.AsyncClient, fmt: str) -> None:
     formats = endpoint_xml.find("formats")
     assert formats is not None
     assert [f.text for f in formats.iter("format")] == ["text/xml", "application/json"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_an_address_string_naming_a_place_locates_a_request_without_lat_long(
+    http: httpx.AsyncClient, js: JetStreamContext, fmt: str
+) -> None:
+    base = {"api_key": DEV_KEY, "service_code": NEVER_MERGES.code, "description": "路灯不亮"}
+    placed = await post(http, fmt, {**base, "address_string": "江滨实验中学 东门"})
+    assert placed.status_code == 201, placed.text
+    [receipt] = items(placed, fmt, "service_requests", "request")
+    shown = (await http.get(f"/open311/v2/requests/{receipt['service_request_id']}.json")).json()
+    assert (shown[0]["long"], shown[0]["lat"]) == (120.72, 27.67)
+    assert shown[0]["address"] == "江滨实验中学 东门"
+
+    before = await stream_messages(js)
+    unknown = await post(http, fmt, {**base, "address_string": "江宾社区"})
+    assert unknown.status_code == 400
+    [error] = errors(unknown, fmt)
+    assert error["description"] == (
+        "address_string: names no place in the city's gazetteer; close matches: 江滨社区"
+    )
+    nothing = await post(http, fmt, base)
+    assert nothing.status_code == 400
+    assert "or an address_string" in errors(nothing, fmt)[0]["description"]
+    assert await stream_messages(js) == before

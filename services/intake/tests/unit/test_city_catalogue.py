@@ -8,8 +8,9 @@ from functools import cache
 
 import pytest
 import yaml
+from shapely.geometry import Point
 
-from civicgrid.city import default_config_dir
+from civicgrid.city import default_config_dir, load_city
 from civicgrid.city.datum import wgs84_to_gcj02
 from civicgrid.events.testing.factories import reported
 from civicgrid.intake.admission import admit
@@ -80,3 +81,20 @@ def test_a_point_in_the_sea_inside_the_bounding_box_is_outside_the_city() -> Non
     with pytest.raises(Refused) as caught:
         admit(report, shipped(), NOW)
     assert [p.field for p in caught.value.problems] == ["location"]
+
+
+def test_the_gazetteer_holds_the_citys_communities_grids_and_named_places() -> None:
+    gazetteer = shipped().gazetteer
+    city = load_city(default_config_dir())
+    community = city.communities[0]
+    found = gazetteer.resolve(f"{community.name}菜场门口")
+    assert found is not None and found.area_id == community.id
+    assert city.area(community.id).geometry.contains(Point(found.lon, found.lat))
+    school = next(g for g in city.grids if g.name.endswith("专属网格"))
+    facility = gazetteer.resolve(school.name.removesuffix("专属网格"))
+    assert facility is not None and (facility.kind, facility.area_id) == ("place", school.id)
+    grid = gazetteer.resolve(city.grids[5].id)
+    assert grid is not None and grid.kind == "grid"
+    misspelt = community.name[0] + "X" + community.name[2:]
+    assert gazetteer.resolve(misspelt) is None
+    assert community.name in gazetteer.close_matches(misspelt)

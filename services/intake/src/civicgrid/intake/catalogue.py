@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from civicgrid.intake.domain.duplicates import DuplicateRule
+from civicgrid.intake.gazetteer import Gazetteer
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class Catalogue(Protocol):
         ...
 
     @property
+    def gazetteer(self) -> Gazetteer:
+        """The places an Open311 ``address_string`` may name instead of lat/long."""
+        ...
+
+    @property
     def bounds(self) -> Bounds: ...
 
     def contains(self, lon: float, lat: float) -> bool:
@@ -91,11 +97,13 @@ class InMemoryCatalogue:
         bounds: Bounds,
         contains: Callable[[float, float], bool] | None = None,
         jurisdiction_id: str = "city",
+        gazetteer: Gazetteer | None = None,
     ) -> None:
         self._matters = {matter.code: matter for matter in matters}
         self._bounds = bounds
         self._contains = contains
         self._jurisdiction_id = jurisdiction_id
+        self._gazetteer = gazetteer or Gazetteer()
 
     @property
     def matters(self) -> Sequence[Matter]:
@@ -107,6 +115,10 @@ class InMemoryCatalogue:
     @property
     def jurisdiction_id(self) -> str:
         return self._jurisdiction_id
+
+    @property
+    def gazetteer(self) -> Gazetteer:
+        return self._gazetteer
 
     def add(self, matter: Matter) -> None:
         self._matters[matter.code] = matter

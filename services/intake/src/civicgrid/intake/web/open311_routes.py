@@ -11,7 +11,9 @@ lists), or JSON with the same field names.
 404 naming the id this endpoint serves (silently accepting any value hides client mistakes).
 
 ``lat``/``long`` are WGS84, as the spec says, and so is everything civicgrid stores and
-serves. ``address_id`` is not geocoded.
+serves. Without them, ``address_string`` must name a place in the city's gazetteer
+(``gazetteer``: communities, grids, named places); otherwise 400 lists the closest names.
+``address_id`` is not geocoded.
 
 Extension: a client may send ``token`` with its POST. A retried POST with the same token
 returns the same request and writes nothing, and ``tokens/{token}`` resolves it.
@@ -516,12 +518,10 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
         raise bad_request("service_code was not provided", "service_code")
     if catalogue.matter(code) is None:
         raise not_found(f"service_code {code!r} was not found", "service_code")
-    if not fields.get("lat") or not fields.get("long"):
-        raise bad_request(
-            "lat and long are required: this endpoint does not geocode address_string"
-            " or address_id",
-            "lat/long",
-        )
+    if fields.get("lat") or fields.get("long"):
+        location = _location(fields.get("lat", ""), fields.get("long", ""))
+    else:
+        location = _place_named(fields.get("address_string", ""), catalogue)
     name = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
     reporter = {
         key: value
@@ -535,7 +535,7 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
     candidate: dict[str, Any] = {
         "category": code,
         "description": fields.get("description", ""),
-        "location": _location(fields["lat"], fields["long"]),
+        "location": location,
         "attributes": form.attributes,
     }
     if fields.get("address_string"):
@@ -556,11 +556,34 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
         raise Refused(400, "bad_request", problems) from exc
 
 
+def _place_named(address: str, catalogue: Catalogue) -> dict[str, float]:
+    """A report without lat/long is located by the place its address_string names."""
+    if not address.strip():
+        raise bad_request(
+            "lat and long are required, or an address_string naming a community, grid or"
+            " named place of the city",
+            "lat/long",
+        )
+    place = catalogue.gazetteer.resolve(address)
+    if place is not None:
+        return {"lon": place.lon, "lat": place.lat}
+    matches = catalogue.gazetteer.close_matches(address)
+    hint = (
+        "close matches: " + ", ".join(matches)
+        if matches
+        else "name a community, grid or named place of the city, or send lat and long"
+    )
+    raise bad_request(f"names no place in the city's gazetteer; {hint}", "address_string")
+
+
 def _location(lat_text: str, lon_text: str) -> dict[str, float]:
     """Open311's lat/long are WGS84, as events are."""
     problems = []
     coordinates: dict[str, float] = {}
     for field, text, low, high in (("lat", lat_text, -90, 90), ("long", lon_text, -180, 180)):
+        if not text.strip():
+            problems.append(Problem(field, "is required: send both lat and long"))
+            continue
         try:
             value = float(text)
         except ValueError:

@@ -14,6 +14,7 @@ import httpx
 import nats
 
 from civicgrid.city import CityConfigError, default_config_dir, load_city
+from civicgrid.cli import running
 from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
 from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
@@ -145,6 +146,7 @@ async def run_up(options: UpOptions) -> int:
         )
         say(f"starting nats-server on 127.0.0.1:{options.nats_port}")
         server.start(log_file=nats_log, die_with_parent=True)
+        running.record(options.data_dir, options.nats_port)  # for `civicgrid policy`
         admin_url = credentials.url_for("admin", "127.0.0.1", options.nats_port)
         urls = {s: credentials.url_for(s, "127.0.0.1", options.nats_port) for s in SERVICES}
         nats_shown = f"nats://127.0.0.1:{options.nats_port} (JetStream, {options.data_dir})"
@@ -191,6 +193,7 @@ async def run_up(options: UpOptions) -> int:
     finally:
         if server is not None:
             server.stop()
+            running.forget()
             say("nats-server stopped")
 
 

@@ -76,8 +76,8 @@ def to_xml(root: str, item: str | None, data: Any) -> bytes:
     else:
         for entry in plain:
             _fill(element, item, entry)
-    body: bytes = ElementTree.tostring(element, encoding="utf-8", xml_declaration=True)
-    return body
+    text = ElementTree.tostring(element, encoding="unicode")
+    return ('<?xml version="1.0" encoding="utf-8"?>\n' + text).encode("utf-8")
 
 
 def respond(

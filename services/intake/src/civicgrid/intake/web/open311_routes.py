@@ -353,7 +353,7 @@ def _jurisdiction(given: str | None, catalogue: Catalogue) -> None:
     if given is None or given == "" or given == catalogue.jurisdiction_id:
         return
     raise not_found(
-        f"jurisdiction_id {quoted(given)} is not served here; this endpoint serves only"
+        f"{quoted(given)} is not served here; this endpoint serves only"
         f" {catalogue.jurisdiction_id!r} (or omit jurisdiction_id)",
         "jurisdiction_id",
     )

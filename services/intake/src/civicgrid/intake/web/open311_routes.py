@@ -42,6 +42,7 @@ from civicgrid.intake.errors import (
     Problem,
     Refused,
     bad_request,
+    forbidden,
     not_found,
     problems_from,
     quoted,
@@ -300,7 +301,10 @@ def open311_router(intake: Intake, gate: Gate, catalogue: Catalogue) -> APIRoute
         _jurisdiction(form.fields.get("jurisdiction_id"), catalogue)
         key = form.fields.get("api_key") or request.query_params.get("api_key")
         key = key or request.headers.get("x-api-key")
-        system = gate.keys.identify(key).system  # 403 for a missing or unknown key first
+        holder = gate.keys.identify(key)  # 403 for a missing or unknown key first
+        if not (holder.may_command("callback") or holder.may_command("reopen")):
+            raise forbidden("this key may not post updates (it needs callback or reopen)")
+        system = holder.system
         update_ref = form.fields.get("update_id", "").strip()
         if update_ref and not re.fullmatch(r"[\x21-\x7e]{1,64}", update_ref):
             raise bad_request("must be 1-64 printable ASCII characters", "update_id")

@@ -37,7 +37,7 @@ is checked against the incident's current state, and becomes an event in INCIDEN
 
 - Open311 GeoReport v2 (JSON and XML, by extension) under /open311/v2 (reading needs no key;
   lat/long are WGS84); service discovery at /open311/discovery.json|xml.
-- The native API under /api/v1 (X-API-Key; coordinates in the city's datum).
+- The native API under /api/v1 (X-API-Key; coordinates WGS84, or GCJ-02 declared with "crs").
 - NATS request/reply on intake.report.<channel> and intake.command.<command>.
 """
 

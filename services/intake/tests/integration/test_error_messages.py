@@ -66,3 +66,14 @@ async def test_an_unknown_channel_names_the_channel_field(http: httpx.AsyncClien
     assert problem["field"] == "channel" and "citizen_app" in problem["reason"]
     extra = await http.post("/api/v1/reports", json=report(colour="red"))
     assert extra.json()["errors"] == [{"field": "colour", "reason": "is not a field of this body"}]
+
+
+async def test_an_error_quotes_a_submitted_identifier_but_never_free_text(
+    http: httpx.AsyncClient,
+) -> None:
+    code = await http.get("/open311/v2/services/roads.nothing.json")
+    assert "'roads.nothing'" in code.json()[0]["description"]
+    free_text = await http.get("/open311/v2/requests.json", params={"jurisdiction_id": "张三 138"})
+    assert free_text.status_code == 404
+    description = free_text.json()[0]["description"]
+    assert "张三" not in description and "not shown" in description

@@ -3,6 +3,7 @@ servicekit). The answer comes from ``route_new_report``, the function the consum
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import structlog
@@ -78,6 +79,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_CODE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _shown(value: str) -> str:
+    """Error messages quote a submitted value only when it is a well-formed code."""
+    return repr(value) if _CODE.match(value) else "(not shown: not a valid code)"
+
+
 def explain_routes(city: CityMap, policies: PolicySource) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["routing"])
 
@@ -97,7 +106,8 @@ def explain_routes(city: CityMap, policies: PolicySource) -> APIRouter:
     ) -> Explanation:
         if city.matter(category) is None:
             raise HTTPException(
-                400, f"unknown category {category!r}: it is not in the matter list (matters.yaml)"
+                400,
+                f"unknown category {_shown(category)}: it is not in the matter list (matters.yaml)",
             )
         try:
             policy = (

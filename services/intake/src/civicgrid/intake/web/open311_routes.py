@@ -521,7 +521,7 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
     if not code:
         raise bad_request("service_code was not provided", "service_code")
     if catalogue.matter(code) is None:
-        raise not_found(f"service_code {code!r} was not found", "service_code")
+        raise not_found(f"service_code {quoted(code)} was not found", "service_code")
     if fields.get("lat") or fields.get("long"):
         location = _location(fields.get("lat", ""), fields.get("long", ""))
     else:

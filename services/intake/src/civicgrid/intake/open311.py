@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from civicgrid.events.base import IncidentEvent, UnitRef
 from civicgrid.events.incident_events import (
@@ -303,6 +303,8 @@ class RequestForm(BaseModel):
     Multi-value attributes: ``attribute[code][]=v`` (form) or ``{"attribute": {...}}`` (JSON).
     Only documents the body: the route reads it itself, to accept both encodings."""
 
+    model_config = ConfigDict(extra="allow")  # attribute[code] fields of a form
+
     api_key: str | None = None
     jurisdiction_id: str | None = None
     service_code: str
@@ -319,6 +321,9 @@ class RequestForm(BaseModel):
     description: str | None = Field(default=None, max_length=4000)
     media_url: str | None = None
     token: str | None = None
+    attribute: dict[str, str | list[str]] | None = Field(
+        default=None, description="JSON only: the service definition's answers by code"
+    )
 
 
 class UpdateForm(BaseModel):

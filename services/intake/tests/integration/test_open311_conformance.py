@@ -253,7 +253,9 @@ async def test_updates_list_in_fixmystreet_elements(
 
     async def mine() -> list[dict[str, Any]] | None:
         response = await http.get(f"/open311/v2/servicerequestupdates.{fmt}")
-        found = items(response, fmt, "service_request_updates", "request_update")
+        # FixMyStreet's roots: service_requests_updates for the list (its own tests' XML),
+        # service_request_updates for the answer to a POST.
+        found = items(response, fmt, "service_requests_updates", "request_update")
         own = [u for u in found if u["service_request_id"] == incident_id]
         return own if len(own) == 4 else None
 

@@ -283,7 +283,8 @@ def open311_router(intake: Intake, gate: Gate, catalogue: Catalogue) -> APIRoute
         extended ones (open, action_scheduled, in_progress, fixed, closed, duplicate, ...)."""
         start, end = _window(start_date, end_date, intake.clock())
         found = [update.out() for update in intake.index.updates(start, end, MAX_REQUESTS)]
-        return respond(format, found, root="service_request_updates", item="request_update")
+        # FixMyStreet's root element for the list (its answer to a POST is singular).
+        return respond(format, found, root="service_requests_updates", item="request_update")
 
     @router.post(
         "/servicerequestupdates.{format}",

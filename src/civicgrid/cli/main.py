@@ -7,7 +7,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from civicgrid.cli.credentials import load_existing
+from civicgrid.cli import running
+from civicgrid.cli.credentials import FILE_NAME, load_existing
 from civicgrid.cli.dlq import REPLAY_HELP
 from civicgrid.cli.dlq import main as dlq_main
 from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
@@ -76,8 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CIVICGRID_NATS_URL"),
         help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
     )
-    policy.add_argument("--data-dir", default=env("CIVICGRID_DATA_DIR", "data"))
-    policy.add_argument("--nats-port", type=int, default=int(env("CIVICGRID_NATS_PORT", "4222")))
+    policy.add_argument(
+        "--data-dir",
+        default=env("CIVICGRID_DATA_DIR"),
+        help="the running `civicgrid up`'s data dir [CIVICGRID_DATA_DIR; default: the one"
+        " the running platform recorded, else ./data]",
+    )
+    policy.add_argument("--nats-port", type=int, default=None)
     policy.add_argument("--config", default=env("CIVICGRID_CONFIG"))
 
     identity = argparse.ArgumentParser(add_help=False)
@@ -86,8 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CIVICGRID_NATS_URL"),
         help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
     )
-    identity.add_argument("--data-dir", default=env("CIVICGRID_DATA_DIR", "data"))
-    identity.add_argument("--nats-port", type=int, default=int(env("CIVICGRID_NATS_PORT", "4222")))
+    identity.add_argument(
+        "--data-dir",
+        default=env("CIVICGRID_DATA_DIR"),
+        help="the running `civicgrid up`'s data dir [CIVICGRID_DATA_DIR; default: the one"
+        " the running platform recorded, else ./data]",
+    )
+    identity.add_argument("--nats-port", type=int, default=None)
     dlq = commands.add_parser(
         "dlq", help="list, show and replay dead letters (what a service could not handle)"
     )
@@ -112,12 +123,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def embedded_platform(data_dir: str | None, nats_port: int | None) -> tuple[Path, int]:
+    """The data dir and port of the embedded server: as given, else as the running platform
+    recorded them, else ./data and 4222; says how to point at it when nothing is there."""
+    found = running.recorded()
+    if data_dir is None and found is not None:
+        return found.data_dir, nats_port or found.nats_port
+    directory = Path(data_dir or "data")
+    port = nats_port or int(os.environ.get("CIVICGRID_NATS_PORT") or "4222")
+    if not (directory / FILE_NAME).exists():
+        raise SystemExit(
+            f"no running civicgrid found: {directory / FILE_NAME} does not exist and no running"
+            " `civicgrid up` recorded its data dir. Start it with `civicgrid up` (`make run`),"
+            " or pass the data dir it printed (`civicgrid is up  (data: DIR)`) with --data-dir"
+            " DIR (or CIVICGRID_DATA_DIR), or a NATS URL with --nats."
+        )
+    return directory, port
+
+
 def _admin_url(args: argparse.Namespace) -> str:
     if args.nats is not None:
         return str(args.nats)
     # The embedded server's admin identity, as `civicgrid up` left it in the data dir.
-    credentials = load_existing(Path(args.data_dir))
-    return credentials.url_for("admin", "127.0.0.1", args.nats_port)
+    data_dir, port = embedded_platform(args.data_dir, args.nats_port)
+    return load_existing(data_dir).url_for("admin", "127.0.0.1", port)
 
 
 def _policy(args: argparse.Namespace) -> int:

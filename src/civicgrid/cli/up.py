@@ -16,6 +16,7 @@ import httpx
 import nats
 
 from civicgrid.city import CityConfigError, default_config_dir, load_city
+from civicgrid.cli import running
 from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
 from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
@@ -232,6 +233,7 @@ async def run_up(options: UpOptions) -> int:
             await unless_stopped(
                 server.start_async(log_file=nats_log, die_with_parent=True), supervisor
             )
+            running.record(options.data_dir, options.nats_port)  # for `civicgrid policy`
             nats_keeper = asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
             nats_keeper.add_done_callback(_say_if_crashed(say, "watching nats-server"))
         await unless_stopped(provision(admin_url), supervisor)
@@ -261,6 +263,7 @@ async def run_up(options: UpOptions) -> int:
             await asyncio.gather(nats_keeper, return_exceptions=True)
         if server is not None:
             await asyncio.to_thread(server.stop)
+            running.forget()
             say("nats-server stopped")
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

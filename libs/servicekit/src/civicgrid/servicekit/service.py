@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.js import JetStreamContext
@@ -79,7 +80,14 @@ class Service:
             registry=self.registry,
         )
         self.dead_letters = DeadLetterPublisher(lambda: self.jetstream, self.settings.service)
-        self.http = FastAPI(title=self.title, lifespan=self._lifespan)
+        # /docs and /redoc load their assets from the service itself (fastapi-offline ships
+        # them): a city's operations network is often offline. No validator badge either:
+        # Swagger UI would fetch it from validator.swagger.io.
+        self.http = FastAPIOffline(
+            title=self.title,
+            lifespan=self._lifespan,
+            swagger_ui_parameters={"validatorUrl": None},
+        )
         self._add_operational_routes()
 
     @property

@@ -25,10 +25,11 @@ from civicgrid.intake.index import IncidentIndex
 from civicgrid.intake.metrics import IntakeMetrics
 from civicgrid.intake.nats_api import attach_nats_api
 from civicgrid.intake.receipts import IntakeReply
-from civicgrid.intake.web.errors import install_error_handlers, is_open311
+from civicgrid.intake.web.errors import OPEN311_PREFIX, install_error_handlers, is_open311
 from civicgrid.intake.web.limits import BodySizeLimit
 from civicgrid.intake.web.native import native_router
-from civicgrid.intake.web.open311_routes import open311_router
+from civicgrid.intake.web.open311_routes import discovery_router, open311_router
+from civicgrid.servicekit.apicheck import drop_unanswered
 from civicgrid.servicekit.asyncapi import asyncapi_document
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import DEFAULT_NATS_URL, ServiceSettings
@@ -38,8 +39,9 @@ DESCRIPTION = """\
 Intake is the write side of civicgrid: every report and every handler's action enters here,
 is checked against the incident's current state, and becomes an event in INCIDENTS.
 
-- Open311 GeoReport v2 (JSON) under /open311/v2 (reading needs no key; lat/long are WGS84).
-- The native API under /api/v1 (X-API-Key; coordinates in the city's datum).
+- Open311 GeoReport v2 (JSON and XML, by extension) under /open311/v2 (reading needs no key;
+  lat/long are WGS84); service discovery at /open311/discovery.json|xml.
+- The native API under /api/v1 (X-API-Key; coordinates WGS84, or GCJ-02 declared with "crs").
 - NATS request/reply on intake.report.<channel> and intake.command.<command>.
 """
 
@@ -100,6 +102,7 @@ def compose(
 
     service.http.include_router(native_router(intake, gate))
     service.http.include_router(open311_router(intake, gate, catalogue))
+    service.http.include_router(discovery_router(catalogue))
 
     def count_too_large(path: str) -> None:
         metrics.refusals.labels("open311" if is_open311(path) else "api", "413").inc()
@@ -108,6 +111,7 @@ def compose(
         BodySizeLimit, max_bytes=config.max_body_bytes, on_refused=count_too_large
     )
     install_error_handlers(service.http, metrics)  # last: its guard is the outermost layer
+    drop_unanswered(service.http, "422", OPEN311_PREFIX)  # Open311 answers bad input with 400
     attach_nats_api(service.broker, intake, gate, config.max_body_bytes, metrics)
     return IntakeApp(service, intake, index, gate, feed)
 

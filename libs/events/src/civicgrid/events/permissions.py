@@ -49,6 +49,9 @@ SERVICE_GRANTS: dict[str, Grant] = {
     "intake": Grant(
         publish=(
             *read_stream(streams.INCIDENTS),
+            *read_stream(f"KV_{streams.INTAKE_DUPLICATES_BUCKET}"),
+            f"$JS.API.STREAM.MSG.GET.KV_{streams.INTAKE_DUPLICATES_BUCKET}",
+            f"$KV.{streams.INTAKE_DUPLICATES_BUCKET}.>",
             *_writes("intake"),
             subjects.dlq("intake"),
             *REPLAYS,

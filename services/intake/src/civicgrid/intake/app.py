@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from civicgrid.events.base import utc_now
+from civicgrid.events import subjects
+from civicgrid.events.base import IncidentEvent, utc_now
+from civicgrid.events.consumer import ConsumerSpec, Delivery, EventHandler
+from civicgrid.events.incident_events import Merged
 from civicgrid.intake.access import Gate, KeyRing, RateLimiter
 from civicgrid.intake.catalogue import Bounds, Catalogue, InMemoryCatalogue
+from civicgrid.intake.claims import DuplicateClaims
 from civicgrid.intake.config import IntakeConfig
 from civicgrid.intake.feed import ProjectionFeed
 from civicgrid.intake.handlers import Intake
@@ -38,6 +42,21 @@ is checked against the incident's current state, and becomes an event in INCIDEN
 - The native API under /api/v1 (X-API-Key; coordinates in the city's datum).
 - NATS request/reply on intake.report.<channel> and intake.command.<command>.
 """
+
+
+# Closing the source of a command centre's merge is a reaction: retried by the event flow
+# until done, whatever happened to the request that decided the merge.
+MERGES = ConsumerSpec(
+    service="intake", durable="intake-merges", filter_subjects=("incident.*.merged",)
+)
+
+
+def _close_merged_sources(intake: Intake) -> EventHandler:
+    async def close(event: IncidentEvent, delivery: Delivery) -> None:
+        if isinstance(event, Merged):
+            await intake.close_merged(event, at_least=delivery.stream_sequence)
+
+    return close
 
 
 @dataclass
@@ -68,9 +87,11 @@ def compose(
     service.http.description = DESCRIPTION
     metrics = IntakeMetrics.create(service.registry)
     index = IncidentIndex()
-    intake = Intake(lambda: service.store, index, catalogue, metrics, clock)
+    claims = DuplicateClaims(lambda: service.jetstream)
+    intake = Intake(lambda: service.store, index, catalogue, metrics, claims, clock)
     gate = Gate(keys, RateLimiter())
     feed = ProjectionFeed(lambda: service.jetstream, index, metrics)
+    service.consume(MERGES, _close_merged_sources(intake))
     service.on_connected.append(feed.start)
     service.on_stopping.append(feed.stop)
     service.readiness_checks.append(feed.problem)
@@ -133,9 +154,13 @@ def _with_replies(document: dict[str, Any]) -> dict[str, Any]:
         "description": "The requester's reply inbox (NATS request/reply).",
         "messages": {"IntakeReply": {"$ref": "#/components/messages/IntakeReply"}},
     }
+    channels = document.get("channels", {})
     for operation in document.get("operations", {}).values():
-        if operation.get("action") != "receive":
-            continue  # the events intake appends get no reply
+        channel = channels.get(operation["channel"]["$ref"].rsplit("/", 1)[-1], {})
+        if operation.get("action") != "receive" or not str(channel.get("address")).startswith(
+            (subjects.INTAKE_REPORT_PREFIX, subjects.INTAKE_COMMAND_PREFIX)
+        ):
+            continue  # the events intake appends, and those it reacts to, get no reply
         operation["reply"] = {
             "channel": {"$ref": "#/channels/intake.reply"},
             "messages": [{"$ref": "#/channels/intake.reply/messages/IntakeReply"}],

@@ -106,3 +106,18 @@ def problems_from(error: ValidationError, *, skip: tuple[str, ...] = ("body",)) 
         location = [str(part) for part in item["loc"] if str(part) not in skip]
         found.append(Problem(".".join(location) or None, item["msg"]))
     return found
+
+
+def key_reused(key: str) -> Refused:
+    """The idempotency key was used before for a different command or body (422)."""
+    return Refused(
+        422,
+        "idempotency_key_reused",
+        [
+            Problem(
+                "Idempotency-Key",
+                f"key {key!r} was already used for a different command or body;"
+                " use a new key for a new request",
+            )
+        ],
+    )

@@ -6,7 +6,7 @@ import asyncio
 import os
 import platform
 
-from bench import baseline, eventstore, report_to_assigned
+from bench import baseline, eventstore, history_at_scale, report_to_assigned
 from bench.harness import Figure, bench_server
 
 SCALE = float(os.environ.get("CIVICGRID_BENCH_SCALE", "1.0"))
@@ -32,6 +32,8 @@ async def main() -> None:
         raw_latency, routed_latency, raw_flow, routed_flow = await report_to_assigned.measure(
             server, client, _n(1_000), rate_per_s=50
         )
+        # Last: it fills the stream with a million messages.
+        long_stream = await history_at_scale.measure(client, _n(1_000_000), _n(200))
     print("raw NATS baseline (same run, same server):")
     print(_row(raw_publish, None))
     print(_row(raw_one, None))
@@ -47,6 +49,10 @@ async def main() -> None:
         print(f"  {latency.name:<58} {times}   {ratio}")
     print(_row(raw_flow, None))
     print(_row(routed_flow, raw_flow))
+    print("history loads in a long stream (raw: one wildcard Direct Get, the old read):")
+    for ours, raw in zip(long_stream[::2], long_stream[1::2], strict=True):
+        print(_row(raw, None))
+        print(_row(ours, raw))
     for extra in await eventstore.optional_figures():
         print(extra)
 

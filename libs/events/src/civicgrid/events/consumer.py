@@ -48,6 +48,7 @@ log = structlog.get_logger("civicgrid.consumer")
 # on it, or the dead-letter publish failed), instead of the server dropping it silently.
 DEAD_LETTER_DELIVERIES = 5
 MAX_UNSENT = 10_000
+MIN_NAK_DELAY_S = 0.001
 
 
 class PermanentFailure(Exception):
@@ -142,11 +143,13 @@ class ConsumerSpec:
         """The delay to NAK with so that the next attempt comes ``delay_after`` later.
 
         nats-server (seen on 2.15) offsets a NAK's delay from the first back-off step but
-        measures it against this delivery's step, adding their difference to the delay.
+        measures it against this delivery's step, adding their difference to the delay; where
+        that difference is longer than the pause wanted, the pause is that difference.
         """
         steps = self.ack_backoff()
         step = steps[min(deliveries, len(steps)) - 1]
-        return max(0.0, self.delay_after(deliveries) - (step - steps[0]))
+        # Never zero: a NAK without a delay is redelivered at once, whatever the back-off.
+        return max(MIN_NAK_DELAY_S, self.delay_after(deliveries) - (step - steps[0]))
 
     def delay_after(self, deliveries: int) -> float:
         return self.backoff_s[min(deliveries, len(self.backoff_s)) - 1] if self.backoff_s else 0.0

@@ -662,3 +662,36 @@ async def test_a_retry_comes_after_its_own_pause_despite_the_server_back_off(
     finally:
         await loop.stop()
         await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def test_a_hung_handler_is_cancelled_after_its_time_and_retried(
+    nc: NatsClient, store: EventStore
+) -> None:
+    event = reported()
+    outcomes: list[str] = []
+    never = asyncio.Event()
+
+    async def hangs_once(event: IncidentEvent, delivery: Delivery) -> None:
+        if delivery.deliveries == 1:
+            try:
+                await never.wait()
+            except asyncio.CancelledError:
+                outcomes.append("cancelled")
+                raise
+        outcomes.append(f"handled on delivery {delivery.deliveries}")
+
+    spec = ConsumerSpec(
+        service="hung",
+        durable="hung-c",
+        filter_subjects=(f"incident.{event.incident_id}.*",),
+        handler_timeout_s=0.5,
+        backoff_s=(0.05,),
+    )
+    loop = await start_consuming(nc, spec, hangs_once)
+    try:
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(lambda: _async(len(outcomes) == 2), what="the retry")
+        assert outcomes == ["cancelled", "handled on delivery 2"]
+    finally:
+        await loop.stop()
+        await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)

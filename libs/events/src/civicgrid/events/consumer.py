@@ -55,6 +55,10 @@ class PermanentFailure(Exception):
     """Raised by a handler for an event it can never handle: dead-letter it without retrying."""
 
 
+class HandlerTimedOut(Exception):
+    """A handler ran past its spec's ``handler_timeout_s``; it was cancelled and is retried."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What a handler may want to know about the message beside its decoded value."""
@@ -110,6 +114,9 @@ class ConsumerSpec:
     # longer: the server-side ``backoff`` adds the pause a failed attempt gets (``backoff_s``),
     # so a crashed handler's message is retried like a failed one, once the wait shows it.
     ack_wait_s: float = 30.0
+    # A handler running longer is cancelled and retried (a hung one would otherwise keep its
+    # message, heartbeat after heartbeat, and stall this replica's loop).
+    handler_timeout_s: float = 300.0
     batch_size: int = 64
     max_ack_pending: int = 1000
     # Where a new durable starts: ALL for a service (nothing in the stream is skipped); NEW
@@ -259,7 +266,7 @@ class EventConsumer:
             )
             try:
                 with timer.time():
-                    await self.handler(value, delivery)
+                    await self._run_handler(value, delivery)
             except PermanentFailure as exc:
                 return await self._dead_letter(msg, "rejected", _describe(exc))
             except Exception as exc:
@@ -278,6 +285,19 @@ class EventConsumer:
             await msg.ack()
             self.metrics.handled.labels(self.spec.service, self.spec.durable, "ok").inc()
             return True
+
+    async def _run_handler(self, value: object, delivery: Delivery) -> None:
+        # Heartbeats keep a running handler's message from the others: one that hangs would
+        # hold it (and this loop) for ever. Past its time it is a failure, retried like one.
+        limit = self.spec.handler_timeout_s
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                await self.handler(value, delivery)
+        except TimeoutError:
+            if deadline.expired():
+                raise HandlerTimedOut(f"the handler took longer than {limit:g} s") from None
+            raise
 
     async def _dead_letter(self, msg: Msg, reason: str, error: str) -> bool:
         """Publish to the DLQ, then TERM; False when the publish failed and it waits for a retry."""

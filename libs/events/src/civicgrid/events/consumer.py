@@ -5,8 +5,9 @@
   violation) cannot get better by retrying: it goes to the DLQ at once and the consumer moves on.
 - A handler error is retried with back-off (NAK with delay) up to ``max_deliver``; the last
   failure goes to the DLQ with the error. While a batch is worked on, its messages get
-  ``in_progress`` heartbeats, so a slow handler is not redelivered meanwhile; a replica that
-  crashed or hung is noticed by the server's ack wait, which grows with each delivery.
+  ``in_progress`` heartbeats, so a slow handler is not redelivered meanwhile (one past
+  ``handler_timeout_s`` is cancelled and retried); a replica that crashed is noticed by the
+  server's ack wait, which grows with each delivery.
 - Nothing is lost on the way to the DLQ: the server allows a few deliveries beyond
   ``max_deliver``, which only carry a message to the DLQ (after a crash on its last attempt, or a
   failed dead-letter publish: that message is NAKed, never TERMed).

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,10 +24,12 @@ from nats.errors import Error as NatsError
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import reported
 from civicgrid.events.testing.waiting import eventually
-from civicgrid.servicekit.natsserver import free_port
+from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 
 SERVICES = ("intake", "routing", "sla", "reporting")
 START_DEADLINE_S = 90.0
+# "Ctrl-C stops everything within a few seconds, at any moment."
+STOP_WITHIN_S = 10.0
 
 
 @dataclass
@@ -56,7 +61,9 @@ class RunningUp:
         return self.process.returncode
 
 
-def start_up(data_dir: Path, nats_port: int | None = None) -> RunningUp:
+def start_up(
+    data_dir: Path, nats_port: int | None = None, nats_url: str | None = None
+) -> RunningUp:
     ports = {service: free_port() for service in SERVICES}
     nats_port = nats_port or free_port()
     env = {
@@ -66,6 +73,8 @@ def start_up(data_dir: Path, nats_port: int | None = None) -> RunningUp:
         **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
     }
     env.pop("CIVICGRID_NATS_URL", None)
+    if nats_url is not None:
+        env["CIVICGRID_NATS_URL"] = nats_url
     process = subprocess.Popen(
         [sys.executable, "-m", "civicgrid.cli", "up"],
         env=env,
@@ -425,3 +434,199 @@ def test_killing_the_supervisor_outright_takes_its_children_with_it(up: RunningU
     up.process.kill()
     up.process.wait()
     _until(lambda: not any(_alive(pid) for pid in children), 30, "every child gone")
+
+
+# --- stopping at any moment ---------------------------------------------------------------------
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+class HoldingProxy:
+    """A TCP front for NATS: the first ``forward_first`` connections reach ``upstream``; every
+    later one is accepted and held without a word, like a NATS that does not answer. What it
+    holds is what is still connecting."""
+
+    def __init__(self, upstream_port: int | None = None, forward_first: int = 0) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._upstream_port = upstream_port
+        self._forward_first = forward_first
+        self._accepted = 0
+        self.held: list[socket.socket] = []
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._accepted += 1
+            if self._upstream_port is not None and self._accepted <= self._forward_first:
+                upstream = socket.create_connection(("127.0.0.1", self._upstream_port))
+                self._open += [conn, upstream]
+                threading.Thread(target=_pump, args=(conn, upstream), daemon=True).start()
+                threading.Thread(target=_pump, args=(upstream, conn), daemon=True).start()
+            else:
+                self.held.append(conn)
+
+    def close(self) -> None:
+        for end in (self._listener, *self.held, *self._open):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[HoldingProxy]:
+    proxy = HoldingProxy()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def provisions_then_hangs(tmp_path: Path) -> Iterator[HoldingProxy]:
+    """A NATS that lets ``civicgrid up`` provision its streams, then answers nobody else: its
+    services stay in their first connect."""
+    server = EmbeddedNats(data_dir=tmp_path / "real-nats", port=free_port())
+    server.start(log_file=tmp_path / "real-nats.log", die_with_parent=True)
+    proxy = HoldingProxy(upstream_port=server.port, forward_first=1)
+    yield proxy
+    proxy.close()
+    server.stop()
+
+
+def _stop_up_or_kill(up: RunningUp) -> None:
+    """After a failed test: nothing it started may outlive it."""
+    children = _children_of(up.process.pid)
+    if up.process.poll() is None:
+        up.process.kill()
+        up.process.wait()
+    for pid in children:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_early_in_a_cold_start_stops_everything_within_seconds(data_dir: Path) -> None:
+    up = start_up(data_dir)
+    try:
+        # nats-server and the four services exist, and nothing is ready yet.
+        _until(lambda: len(_children_of(up.process.pid)) == 5, 30, "every process started")
+        children = _children_of(up.process.pid)
+        up.process.send_signal(signal.SIGINT)
+        try:
+            up.process.communicate(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"civicgrid up still running {STOP_WITHIN_S}s after Ctrl-C")
+        assert up.process.returncode == 0
+        assert not [pid for pid in children if _running(pid)]
+    finally:
+        _stop_up_or_kill(up)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_the_services_are_still_connecting_stops_everything_within_seconds(
+    data_dir: Path, provisions_then_hangs: HoldingProxy
+) -> None:
+    up = start_up(data_dir, nats_url=provisions_then_hangs.url)
+    try:
+        _until(lambda: len(provisions_then_hangs.held) >= 4, 60, "the services connecting")
+        children = _children_of(up.process.pid)
+        assert len(children) == 4
+        up.process.send_signal(signal.SIGINT)
+        try:
+            up.process.communicate(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"civicgrid up still running {STOP_WITHIN_S}s after Ctrl-C")
+        assert not [pid for pid in children if _running(pid)]
+    finally:
+        _stop_up_or_kill(up)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_provisioning_against_a_silent_nats_stops_within_seconds(
+    data_dir: Path, black_hole: HoldingProxy
+) -> None:
+    up = start_up(data_dir, nats_url=black_hole.url)
+    try:
+        _until(lambda: bool(black_hole.held), 30, "up connecting to provision")
+        up.process.send_signal(signal.SIGINT)
+        try:
+            up.process.communicate(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"civicgrid up still running {STOP_WITHIN_S}s after Ctrl-C")
+        assert _children_of(up.process.pid) == []
+    finally:
+        _stop_up_or_kill(up)
+
+
+@pytest.mark.timeout(120)
+def test_killing_up_while_its_services_are_still_connecting_leaves_nothing_behind(
+    data_dir: Path, provisions_then_hangs: HoldingProxy
+) -> None:
+    up = start_up(data_dir, nats_url=provisions_then_hangs.url)
+    children: list[int] = []
+    try:
+        _until(lambda: len(provisions_then_hangs.held) >= 4, 60, "the services connecting")
+        children = _children_of(up.process.pid)
+        assert len(children) == 4
+        up.process.kill()
+        up.process.wait()
+        _until(
+            lambda: not any(_running(pid) for pid in children), STOP_WITHIN_S, "every service gone"
+        )
+    finally:
+        for pid in children:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(120)
+def test_a_service_still_connecting_to_nats_stops_promptly_on_sigterm(
+    tmp_path: Path, black_hole: HoldingProxy
+) -> None:
+    env = {
+        **os.environ,
+        "CIVICGRID_NATS_URL": black_hole.url,
+        "CIVICGRID_ROUTING_PORT": str(free_port()),
+    }
+    with open(tmp_path / "routing.log", "wb") as log:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "civicgrid.routing"], env=env, stdout=log, stderr=log
+        )
+    try:
+        _until(lambda: bool(black_hole.held), 60, "routing connecting to NATS")
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(timeout=STOP_WITHIN_S / 2)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"routing ignored SIGTERM while connecting: {service.pid} still running")
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()

@@ -7,8 +7,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import nats
@@ -19,10 +21,35 @@ from civicgrid.cli.nats_config import authorization_block
 from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
 from civicgrid.events.ownership import SERVICES
 from civicgrid.events.streams import ensure_streams
-from civicgrid.servicekit.natsserver import EmbeddedNats
+from civicgrid.servicekit.natsserver import EmbeddedNats, NatsServerError
 from civicgrid.servicekit.settings import DEFAULT_PORTS, ServiceSettings
 
 READY_DEADLINE_S = 90.0
+NATS_RESTART_FIRST_BACKOFF_S = 1.0
+NATS_RESTART_MAX_BACKOFF_S = 30.0
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """A stop (Ctrl-C, SIGTERM) was requested while a start-up step ran; the step was abandoned."""
+
+
+async def unless_stopped(step: Awaitable[T], supervisor: Supervisor) -> T:
+    """Run one start-up step, cancelling it as soon as a stop is requested: Ctrl-C works at any
+    moment of a start-up, however long a step would take."""
+    task = asyncio.ensure_future(step)
+    stop = asyncio.create_task(supervisor.stopped())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise Stopped
+    return task.result()
 
 
 @dataclass(frozen=True)
@@ -102,18 +129,48 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
 
 
 async def keep_nats_running(server: EmbeddedNats, supervisor: Supervisor, log_file: Path) -> None:
-    """Restart the embedded nats-server if it dies; the services reconnect on their own."""
-    while True:
+    """Restart the embedded nats-server if it dies; the services reconnect on their own.
+
+    A restart that fails (the port taken, the store unreadable) is said and retried with
+    back-off until it works or a stop is requested.
+    """
+    while not supervisor.stopping:
         process = server.process
         assert process is not None
         code = await asyncio.to_thread(process.wait)
         if supervisor.stopping:
             return
         supervisor.on_event(f"nats-server exited with code {code}; restarting it")
-        # On the main thread, not a worker: the kernel ties the child's death signal to the
-        # thread that forked it.
-        server.start(log_file=log_file, die_with_parent=True)
-        supervisor.on_event("nats-server restarted")
+        backoff = NATS_RESTART_FIRST_BACKOFF_S
+        while True:
+            try:
+                # On the main thread (the loop's), not a worker: the kernel ties the child's
+                # death signal to the thread that forked it.
+                await unless_stopped(
+                    server.start_async(log_file=log_file, die_with_parent=True), supervisor
+                )
+            except Stopped:
+                return
+            except (NatsServerError, OSError) as exc:
+                await asyncio.to_thread(server.stop)
+                supervisor.on_event(
+                    f"nats-server restart failed: {exc}; retrying in {backoff:.0f}s"
+                    f" (log: {log_file})"
+                )
+                if await supervisor.stopped_within(backoff):
+                    return
+                backoff = min(backoff * 2, NATS_RESTART_MAX_BACKOFF_S)
+                continue
+            supervisor.on_event("nats-server restarted")
+            break
+
+
+def _say_if_crashed(say: EventPrinter, what: str) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            say(f"{what} failed: {task.exception()!r}")
+
+    return done
 
 
 def check_city(config_dir: Path | None) -> str | None:
@@ -143,8 +200,6 @@ async def run_up(options: UpOptions) -> int:
             port=options.nats_port,
             config_text=authorization_block(credentials),
         )
-        say(f"starting nats-server on 127.0.0.1:{options.nats_port}")
-        server.start(log_file=nats_log, die_with_parent=True)
         admin_url = credentials.url_for("admin", "127.0.0.1", options.nats_port)
         urls = {s: credentials.url_for(s, "127.0.0.1", options.nats_port) for s in SERVICES}
         nats_shown = f"nats://127.0.0.1:{options.nats_port} (JetStream, {options.data_dir})"
@@ -155,43 +210,61 @@ async def run_up(options: UpOptions) -> int:
         nats_shown = options.nats_url.split("@")[-1]
         api_key = options.dev_api_key or ""
 
+    children = [
+        Child(
+            name=service,
+            argv=[sys.executable, "-m", f"civicgrid.{service}"],
+            env=service_env(options, service, urls[service], api_key),
+            log_path=options.data_dir / "logs" / f"{service}.log",
+        )
+        for service in SERVICES
+    ]
+    supervisor = Supervisor(children, say)
+    # Before anything starts: Ctrl-C stops whatever step the start-up is in.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.request_stop)
+    watching: asyncio.Task[None] | None = None
+    nats_keeper: asyncio.Task[None] | None = None
     try:
-        await provision(admin_url)
-        children = [
-            Child(
-                name=service,
-                argv=[sys.executable, "-m", f"civicgrid.{service}"],
-                env=service_env(options, service, urls[service], api_key),
-                log_path=options.data_dir / "logs" / f"{service}.log",
+        if server is not None:
+            say(f"starting nats-server on 127.0.0.1:{options.nats_port}")
+            await unless_stopped(
+                server.start_async(log_file=nats_log, die_with_parent=True), supervisor
             )
-            for service in SERVICES
-        ]
-        supervisor = Supervisor(children, say)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, supervisor.request_stop)
+            nats_keeper = asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
+            nats_keeper.add_done_callback(_say_if_crashed(say, "watching nats-server"))
+        await unless_stopped(provision(admin_url), supervisor)
         await supervisor.start_all()
         watching = asyncio.create_task(supervisor.run_until_stopped())
-        nats_keeper = (
-            asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
-            if server is not None
-            else None
+        ready = await unless_stopped(
+            wait_ready(options.http_host, options.ports, READY_DEADLINE_S), supervisor
         )
-        ready = await wait_ready(options.http_host, options.ports, READY_DEADLINE_S)
         not_ready = {service: state for service, state in ready.items() if state != "ready"}
         if not_ready and not watching.done():
             say(f"not ready after {READY_DEADLINE_S:.0f}s: {not_ready} (see the logs)")
         elif not watching.done():
             print(banner(options, nats_shown, credentials), flush=True)
         await watching
+    except Stopped:
+        pass
+    finally:
+        say("stopping")
+        if watching is not None:
+            supervisor.request_stop()
+            await watching
+        else:
+            await supervisor.stop_all()
         say("services stopped")
         if nats_keeper is not None:
             nats_keeper.cancel()
-        return 0
-    finally:
+            await asyncio.gather(nats_keeper, return_exceptions=True)
         if server is not None:
-            server.stop()
+            await asyncio.to_thread(server.stop)
             say("nats-server stopped")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return 0
 
 
 def default_ports() -> dict[str, int]:

@@ -40,13 +40,7 @@ EARLIER_EVENTS = 3000
 def user(name: str, grant: Grant | None) -> str:
     entry: dict[str, object] = {"user": name, "password": f"{name}-password"}
     if grant is not None:
-        permissions: dict[str, object] = {
-            "publish": {"allow": list(grant.publish)},
-            "subscribe": {"allow": list(grant.subscribe)},
-        }
-        if grant.allow_responses:
-            permissions["allow_responses"] = True
-        entry["permissions"] = permissions
+        entry["permissions"] = grant.as_nats_permissions()
     return json.dumps(entry)
 
 

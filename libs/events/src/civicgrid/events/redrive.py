@@ -19,11 +19,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, PubAck
 
-from civicgrid.events import streams, subjects
+from civicgrid.events import durables, streams, subjects
 from civicgrid.events.consumer import ConsumerSpec, Decoded, Decoder, Original
 from civicgrid.events.dead_letters import DeadLetter
 
-SUFFIX = "-redrive"
+SUFFIX = durables.REDRIVE_SUFFIX
 REPLAY_OF = "civicgrid-replay-of"  # the DLQ sequence of the letter a request replays
 
 

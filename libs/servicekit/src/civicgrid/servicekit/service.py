@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
-import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
@@ -32,6 +31,7 @@ from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.redrive import redrive_spec
 from civicgrid.events.store import EventStore
+from civicgrid.servicekit import serving
 from civicgrid.servicekit.logging import configure_logging
 from civicgrid.servicekit.settings import ServiceSettings
 
@@ -99,6 +99,9 @@ class Service:
 
     async def start(self) -> None:
         configure_logging(self.settings.service, self.settings.log_level)
+        # Until NATS answers, this waits (retrying for ever): run it where a signal can cancel
+        # it, as ``run`` does.
+        log.info("connecting", nats=_without_credentials(self.settings.nats_url))
         await self.broker.connect()
         self._store = EventStore(self.jetstream)
         for hook in self.on_connected:
@@ -131,7 +134,12 @@ class Service:
         await asyncio.gather(*(loop.stop() for loop in self._pull_loops))
         self._pull_loops.clear()
         for hook in self.on_stopping:
-            await hook()
+            # Also after a start abandoned half way: one failing hook must not keep the
+            # connection open.
+            try:
+                await hook()
+            except Exception as exc:
+                log.warning("stopping_hook_failed", hook=repr(hook), error=repr(exc))
         await self.broker.stop()
         log.info("service_stopped")
 
@@ -191,12 +199,5 @@ def _without_credentials(url: str) -> str:
 
 
 def run(service: Service) -> None:
-    config = uvicorn.Config(
-        service.http,
-        host=service.settings.http_host,
-        port=service.settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    """Serve HTTP and the bus until SIGTERM or SIGINT, which stop it promptly at any moment."""
+    serving.run(service)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from civicgrid.events import subjects
+from civicgrid.events import durables, subjects
 from civicgrid.events.base import IncidentEvent, utc_now
 from civicgrid.events.consumer import ConsumerSpec, Delivery, EventHandler
 from civicgrid.events.incident_events import Merged
@@ -47,7 +47,9 @@ is checked against the incident's current state, and becomes an event in INCIDEN
 # Closing the source of a command centre's merge is a reaction: retried by the event flow
 # until done, whatever happened to the request that decided the merge.
 MERGES = ConsumerSpec(
-    service="intake", durable="intake-merges", filter_subjects=("incident.*.merged",)
+    service="intake",
+    durable=durables.INTAKE_MERGES.name,
+    filter_subjects=("incident.*.merged",),
 )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import Gauge
 
+from civicgrid.events import durables
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery
 from civicgrid.events.store import History, StoredEvent
@@ -20,7 +21,7 @@ from civicgrid.servicekit.settings import ServiceSettings
 
 CONSUMER = ConsumerSpec(
     service="routing",
-    durable="routing",
+    durable=durables.ROUTING.name,
     filter_subjects=(
         "incident.*.reported",
         "incident.*.returned",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 
 from nats.aio.client import Client as NatsClient
 from nats.js.api import DeliverPolicy, DiscardPolicy
@@ -162,3 +163,41 @@ async def _at_least(found: object, count: int) -> list[tuple[int, DeadLetter]] |
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_letter_of_a_consumer_that_no_longer_runs_is_not_replayed_into_the_void(
+    nats_server: EmbeddedNats, nc: NatsClient
+) -> None:
+    js = nc.jetstream()
+    letter = DeadLetter(
+        service="retired",
+        consumer="retired-observer",
+        reason="rejected",
+        error="PermanentFailure: no longer wanted",
+        original_subject="incident.X.reported",
+        original_stream=streams.INCIDENTS,
+        original_sequence=1,
+        deliveries=1,
+        original_headers={},
+        original_data_b64="e30=",
+        dead_at=datetime.now(UTC),
+    )
+    ack = await js.publish("dlq.retired", letter.model_dump_json().encode(), stream=streams.DLQ)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "civicgrid.cli",
+        "dlq",
+        "replay",
+        str(ack.seq),
+        "--nats",
+        nats_server.client_url,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode != 0
+    assert "has no consumer retired-observer-redrive" in err.decode()
+    listed = await civicgrid(
+        "dlq", "replay", "--all", "--service", "retired", "--nats", nats_server.client_url
+    )
+    assert "0 replay(s) requested" in listed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -628,3 +629,69 @@ async def test_a_decoder_that_breaks_on_a_message_dead_letters_it_as_unreadable(
     finally:
         await loop.stop()
         await js.delete_stream("BROKEN")
+
+
+async def test_a_retry_comes_after_its_own_pause_despite_the_server_back_off(
+    nc: NatsClient, store: EventStore
+) -> None:
+    """nats-server adds the growth of its back-off to a NAK's delay; the consumer takes it off.
+
+    Uncorrected, the third attempt here would come 6 s after the second instead of 3 s.
+    """
+    event = reported()
+    attempts: list[float] = []
+
+    async def failing_twice(event: IncidentEvent, delivery: Delivery) -> None:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+
+    spec = ConsumerSpec(
+        service="paced",
+        durable="paced-c",
+        filter_subjects=(f"incident.{event.incident_id}.*",),
+        backoff_s=(3.0, 3.0),
+        max_deliver=3,
+    )
+    loop = await start_consuming(nc, spec, failing_twice)
+    try:
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(lambda: _async(len(attempts) == 3), within_s=15, what="third attempt")
+        pauses = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+        assert all(2.5 < pause < 4.5 for pause in pauses), pauses
+    finally:
+        await loop.stop()
+        await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
+
+
+async def test_a_hung_handler_is_cancelled_after_its_time_and_retried(
+    nc: NatsClient, store: EventStore
+) -> None:
+    event = reported()
+    outcomes: list[str] = []
+    never = asyncio.Event()
+
+    async def hangs_once(event: IncidentEvent, delivery: Delivery) -> None:
+        if delivery.deliveries == 1:
+            try:
+                await never.wait()
+            except asyncio.CancelledError:
+                outcomes.append("cancelled")
+                raise
+        outcomes.append(f"handled on delivery {delivery.deliveries}")
+
+    spec = ConsumerSpec(
+        service="hung",
+        durable="hung-c",
+        filter_subjects=(f"incident.{event.incident_id}.*",),
+        handler_timeout_s=0.5,
+        backoff_s=(0.05,),
+    )
+    loop = await start_consuming(nc, spec, hangs_once)
+    try:
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(lambda: _async(len(outcomes) == 2), what="the retry")
+        assert outcomes == ["cancelled", "handled on delivery 2"]
+    finally:
+        await loop.stop()
+        await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)

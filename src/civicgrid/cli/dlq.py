@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError
 
 from civicgrid.events import streams, subjects
 from civicgrid.events.dead_letters import DeadLetter
-from civicgrid.events.redrive import request_replay
+from civicgrid.events.redrive import SUFFIX, request_replay
 
 IDLE_S = 1.0
 
@@ -109,13 +109,39 @@ async def replay(js: JetStreamContext, args: Any) -> None:
         chosen = [(args.sequence, await letter_at(js, args.sequence))]
     else:
         chosen = [each async for each in letters(js, args.service)]
+    requested = 0
     for sequence, letter in chosen:
+        twin = twin_of(letter)
+        if not await _exists(js, twin):
+            # A request nobody reads would sit in the DLQ until it expires, looking done.
+            problem = (
+                f"{sequence}: not replayed: {letter.service} has no consumer {twin}"
+                f" (is {letter.consumer} still running, and has the service started since?)"
+            )
+            if args.sequence is not None:
+                raise SystemExit(problem)
+            print(problem)
+            continue
         ack = await request_replay(js, letter, sequence)
+        requested += 1
         print(
             f"{sequence}: replay requested from {letter.service}/{letter.consumer}"
             f" (request {ack.seq})"
         )
-    print(f"{len(chosen)} replay(s) requested")
+    print(f"{requested} replay(s) requested")
+
+
+def twin_of(letter: DeadLetter) -> str:
+    """The consumer that takes the replay: the writer's twin, or the twin itself."""
+    return letter.consumer if letter.consumer.endswith(SUFFIX) else f"{letter.consumer}{SUFFIX}"
+
+
+async def _exists(js: JetStreamContext, durable: str) -> bool:
+    try:
+        await js.consumer_info(streams.DLQ, durable)
+    except NotFoundError:
+        return False
+    return True
 
 
 def main(args: Any, url: str) -> int:

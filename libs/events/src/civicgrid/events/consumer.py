@@ -5,8 +5,9 @@
   violation) cannot get better by retrying: it goes to the DLQ at once and the consumer moves on.
 - A handler error is retried with back-off (NAK with delay) up to ``max_deliver``; the last
   failure goes to the DLQ with the error. While a batch is worked on, its messages get
-  ``in_progress`` heartbeats, so a slow handler is not redelivered meanwhile; a replica that
-  crashed or hung is noticed by the server's ack wait, which grows with each delivery.
+  ``in_progress`` heartbeats, so a slow handler is not redelivered meanwhile (one past
+  ``handler_timeout_s`` is cancelled and retried); a replica that crashed is noticed by the
+  server's ack wait, which grows with each delivery.
 - Nothing is lost on the way to the DLQ: the server allows a few deliveries beyond
   ``max_deliver``, which only carry a message to the DLQ (after a crash on its last attempt, or a
   failed dead-letter publish: that message is NAKed, never TERMed).
@@ -48,10 +49,15 @@ log = structlog.get_logger("civicgrid.consumer")
 # on it, or the dead-letter publish failed), instead of the server dropping it silently.
 DEAD_LETTER_DELIVERIES = 5
 MAX_UNSENT = 10_000
+MIN_NAK_DELAY_S = 0.001
 
 
 class PermanentFailure(Exception):
     """Raised by a handler for an event it can never handle: dead-letter it without retrying."""
+
+
+class HandlerTimedOut(Exception):
+    """A handler ran past its spec's ``handler_timeout_s``; it was cancelled and is retried."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,9 @@ class ConsumerSpec:
     # longer: the server-side ``backoff`` adds the pause a failed attempt gets (``backoff_s``),
     # so a crashed handler's message is retried like a failed one, once the wait shows it.
     ack_wait_s: float = 30.0
+    # A handler running longer is cancelled and retried (a hung one would otherwise keep its
+    # message, heartbeat after heartbeat, and stall this replica's loop).
+    handler_timeout_s: float = 300.0
     batch_size: int = 64
     max_ack_pending: int = 1000
     # Where a new durable starts: ALL for a service (nothing in the stream is skipped); NEW
@@ -142,11 +151,13 @@ class ConsumerSpec:
         """The delay to NAK with so that the next attempt comes ``delay_after`` later.
 
         nats-server (seen on 2.15) offsets a NAK's delay from the first back-off step but
-        measures it against this delivery's step, adding their difference to the delay.
+        measures it against this delivery's step, adding their difference to the delay; where
+        that difference is longer than the pause wanted, the pause is that difference.
         """
         steps = self.ack_backoff()
         step = steps[min(deliveries, len(steps)) - 1]
-        return max(0.0, self.delay_after(deliveries) - (step - steps[0]))
+        # Never zero: a NAK without a delay is redelivered at once, whatever the back-off.
+        return max(MIN_NAK_DELAY_S, self.delay_after(deliveries) - (step - steps[0]))
 
     def delay_after(self, deliveries: int) -> float:
         return self.backoff_s[min(deliveries, len(self.backoff_s)) - 1] if self.backoff_s else 0.0
@@ -256,7 +267,7 @@ class EventConsumer:
             )
             try:
                 with timer.time():
-                    await self.handler(value, delivery)
+                    await self._run_handler(value, delivery)
             except PermanentFailure as exc:
                 return await self._dead_letter(msg, "rejected", _describe(exc))
             except Exception as exc:
@@ -275,6 +286,19 @@ class EventConsumer:
             await msg.ack()
             self.metrics.handled.labels(self.spec.service, self.spec.durable, "ok").inc()
             return True
+
+    async def _run_handler(self, value: object, delivery: Delivery) -> None:
+        # Heartbeats keep a running handler's message from the others: one that hangs would
+        # hold it (and this loop) for ever. Past its time it is a failure, retried like one.
+        limit = self.spec.handler_timeout_s
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                await self.handler(value, delivery)
+        except TimeoutError:
+            if deadline.expired():
+                raise HandlerTimedOut(f"the handler took longer than {limit:g} s") from None
+            raise
 
     async def _dead_letter(self, msg: Msg, reason: str, error: str) -> bool:
         """Publish to the DLQ, then TERM; False when the publish failed and it waits for a retry."""

@@ -52,6 +52,7 @@ class PullLoop:
         self._task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._ack_floor: int | None = None
+        self._last_check_error: str | None = None
         self.failures = 0
         # True from when the durable is found deleted until it has been recreated.
         self.missing = False
@@ -128,7 +129,12 @@ class PullLoop:
             await self.check()
         except Exception as exc:
             # No connection, or no right to create it: still missing; the next check retries.
-            log.warning("consumer_check_failed", consumer=self.durable, error=repr(exc))
+            # Once per kind of failure, not once a second while it lasts.
+            if repr(exc) != self._last_check_error:
+                log.warning("consumer_check_failed", consumer=self.durable, error=repr(exc))
+            self._last_check_error = repr(exc)
+        else:
+            self._last_check_error = None
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         try:
@@ -150,7 +156,8 @@ class PullLoop:
                 # must not die quietly while /readyz says all is well. Unacknowledged messages
                 # are redelivered; try again after a pause.
                 self.failures += 1
-                log.warning("fetch_failed", consumer=spec.durable, error=repr(exc))
+                if not self.missing:
+                    log.warning("fetch_failed", consumer=spec.durable, error=repr(exc))
                 # The durable may be gone (a fetch then finds no responder): recreate it.
                 await self._check_quietly()
                 await asyncio.sleep(FETCH_RETRY_S)

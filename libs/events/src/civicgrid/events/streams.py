@@ -60,7 +60,8 @@ def sla_timers_stream(replicas: int = 1) -> StreamConfig:
 
 # Dead letters carry the original message byte for byte, and an incident event's original
 # holds the citizen's name and phone: the DLQ keeps them no longer than this, nor beyond its
-# size limit (the oldest letters go first). A replay refreshes nothing: it is a new message.
+# size limit (the oldest letters go first). A replay request carries a copy of its letter, which
+# is kept as long again from the replay.
 DLQ_MAX_AGE_S = 30 * 24 * 3600.0
 DLQ_MAX_BYTES = 1024**3
 

@@ -229,7 +229,13 @@ async def test_embedded_nats_refuses_anonymous_and_limits_each_user(up: RunningU
         await js.publish("incident.FORGED.resolved", b"{}", timeout=2)
     # Reading the event stream is allowed.
     assert (await js.stream_info("INCIDENTS")).config.name == "INCIDENTS"
+    # Routing's durable is routing's alone (the embedded users carry the deny lists too).
+    with pytest.raises(NatsError):
+        await external.jetstream(timeout=2).delete_consumer("INCIDENTS", "routing")
     await external.close()
+    admin = await nats.connect(f"nats://admin:{credentials['admin']}@{base}")
+    assert (await admin.jetstream().consumer_info("INCIDENTS", "routing")).name == "routing"
+    await admin.close()
 
     reporting = await nats.connect(f"nats://reporting:{credentials['reporting']}@{base}")
     with pytest.raises(NatsError):

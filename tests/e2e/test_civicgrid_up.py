@@ -229,7 +229,13 @@ async def test_embedded_nats_refuses_anonymous_and_limits_each_user(up: RunningU
         await js.publish("incident.FORGED.resolved", b"{}", timeout=2)
     # Reading the event stream is allowed.
     assert (await js.stream_info("INCIDENTS")).config.name == "INCIDENTS"
+    # Routing's durable is routing's alone (the embedded users carry the deny lists too).
+    with pytest.raises(NatsError):
+        await external.jetstream(timeout=2).delete_consumer("INCIDENTS", "routing")
     await external.close()
+    admin = await nats.connect(f"nats://admin:{credentials['admin']}@{base}")
+    assert (await admin.jetstream().consumer_info("INCIDENTS", "routing")).name == "routing"
+    await admin.close()
 
     reporting = await nats.connect(f"nats://reporting:{credentials['reporting']}@{base}")
     with pytest.raises(NatsError):
@@ -532,11 +538,18 @@ def _stop_up_or_kill(up: RunningUp) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_ctrl_c_early_in_a_cold_start_stops_everything_within_seconds(data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    "processes",
+    [1, 5],
+    ids=["while-nats-server-starts", "while-the-services-start"],
+)
+def test_ctrl_c_early_in_a_cold_start_stops_everything_within_seconds(
+    data_dir: Path, processes: int
+) -> None:
     up = start_up(data_dir)
     try:
-        # nats-server and the four services exist, and nothing is ready yet.
-        _until(lambda: len(_children_of(up.process.pid)) == 5, 30, "every process started")
+        # 1: nats-server is starting; 5: it and the four services exist, nothing ready yet.
+        _until(lambda: len(_children_of(up.process.pid)) >= processes, 30, f"{processes} started")
         children = _children_of(up.process.pid)
         up.process.send_signal(signal.SIGINT)
         try:

@@ -320,5 +320,8 @@ async def test_an_external_system_reads_with_a_pull_ephemeral(
     assert len(messages) == 10
     for msg in messages:
         await msg.ack_sync()
+    info = await pulled.consumer_info()
+    assert info.num_ack_pending == 0
     await pulled.unsubscribe()
+    assert await js.delete_consumer(streams.INCIDENTS, info.name)
     assert session.violations == []

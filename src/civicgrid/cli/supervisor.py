@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class Child:
 @dataclass
 class Supervisor:
     children: list[Child]
-    on_event: EventPrinter
+    on_event: Callable[[str], None]
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start_all(self) -> None:

@@ -19,7 +19,7 @@ from civicgrid.city import CityConfigError, default_config_dir, load_city
 from civicgrid.cli import running
 from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
-from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
+from civicgrid.cli.supervisor import HEALTHY_RUN_S, Child, EventPrinter, Supervisor
 from civicgrid.events.ownership import SERVICES
 from civicgrid.events.streams import ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, NatsServerError
@@ -132,17 +132,29 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
 async def keep_nats_running(server: EmbeddedNats, supervisor: Supervisor, log_file: Path) -> None:
     """Restart the embedded nats-server if it dies; the services reconnect on their own.
 
-    A restart that fails (the port taken, the store unreadable) is said and retried with
-    back-off until it works or a stop is requested.
+    After a healthy run the restart is immediate. A restart that fails (the port taken, the
+    store unreadable), or a server that dies again soon, is said and retried with back-off
+    until it works or a stop is requested.
     """
+    backoff = NATS_RESTART_FIRST_BACKOFF_S
     while not supervisor.stopping:
         process = server.process
         assert process is not None
+        running_since = time.monotonic()
         code = await asyncio.to_thread(process.wait)
         if supervisor.stopping:
             return
-        supervisor.on_event(f"nats-server exited with code {code}; restarting it")
-        backoff = NATS_RESTART_FIRST_BACKOFF_S
+        if time.monotonic() - running_since > HEALTHY_RUN_S:
+            backoff = NATS_RESTART_FIRST_BACKOFF_S
+            supervisor.on_event(f"nats-server exited with code {code}; restarting it")
+        else:
+            supervisor.on_event(
+                f"nats-server exited with code {code} soon after starting;"
+                f" restarting it in {backoff:.0f}s"
+            )
+            if await supervisor.stopped_within(backoff):
+                return
+            backoff = min(backoff * 2, NATS_RESTART_MAX_BACKOFF_S)
         while True:
             try:
                 # On the main thread (the loop's), not a worker: the kernel ties the child's

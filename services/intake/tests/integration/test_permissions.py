@@ -53,7 +53,7 @@ async def guarded(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedNats, NatsClien
         port=free_port(),
         config_text="authorization {\n users: [\n" + ",\n".join(users) + "\n ]\n}\n",
     )
-    server.start(log_file=tmp_path / "nats.log")
+    await server.start_async(log_file=tmp_path / "nats.log")
     admin = await nats.connect(f"nats://admin:admin-password@127.0.0.1:{server.port}")
     await ensure_streams(admin.jetstream())
     try:

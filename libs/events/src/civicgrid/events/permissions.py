@@ -63,9 +63,13 @@ def read_stream(stream: str) -> tuple[str, ...]:
         # update a durable of that name: every declared durable is denied to non-owners.
         f"$JS.API.CONSUMER.CREATE.{stream}.*",
         f"$JS.API.CONSUMER.CREATE.{stream}.*.>",
-        # Pulling from and acking one's ephemeral.
+        # Reading the state of (a projector's lag), pulling from, acking and deleting one's
+        # ephemeral. Their names are random: nobody can list them (CONSUMER.LIST and .NAMES
+        # are not granted) to guess another's.
+        f"$JS.API.CONSUMER.INFO.{stream}.*",
         f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
         f"$JS.ACK.{stream}.*.>",
+        f"$JS.API.CONSUMER.DELETE.{stream}.*",
         # Flow-control replies of an ordered (push) consumer.
         f"$JS.FC.{stream}.>",
     )

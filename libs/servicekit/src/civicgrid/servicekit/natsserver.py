@@ -7,6 +7,7 @@ exercise the same server, configuration and permissions as the platform.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -44,20 +45,28 @@ def free_port() -> int:
 
 
 PORT_POLL_INTERVAL_S = 0.02
+# A NATS server greets every connection with an INFO line at once. Waiting for it tells our
+# server from anything else listening on the port (a leftover process, another program).
+GREETING = b"INFO "
+GREETING_TIMEOUT_S = 1.0
 
 
 def wait_for_port(
     host: str, port: int, deadline_s: float, process: subprocess.Popen[bytes]
 ) -> None:
+    """Until a NATS server answers on ``host:port`` while ``process`` lives, blocking."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise NatsServerError(f"nats-server exited with code {process.returncode}")
         try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
+            with socket.create_connection((host, port), timeout=0.2) as conn:
+                conn.settimeout(GREETING_TIMEOUT_S)
+                if conn.recv(len(GREETING)) == GREETING:
+                    return
         except OSError:
-            time.sleep(PORT_POLL_INTERVAL_S)
+            pass
+        time.sleep(PORT_POLL_INTERVAL_S)
     raise NatsServerError(f"nats-server did not listen on {host}:{port} within {deadline_s}s")
 
 
@@ -69,14 +78,26 @@ async def wait_for_port_async(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise NatsServerError(f"nats-server exited with code {process.returncode}")
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=0.2)
-        except (OSError, TimeoutError):
-            await asyncio.sleep(PORT_POLL_INTERVAL_S)
-            continue
-        writer.close()
-        return
+        if await _greets(host, port):
+            return
+        await asyncio.sleep(PORT_POLL_INTERVAL_S)
     raise NatsServerError(f"nats-server did not listen on {host}:{port} within {deadline_s}s")
+
+
+async def _greets(host: str, port: int) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=0.2)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        greeting = await asyncio.wait_for(reader.read(len(GREETING)), GREETING_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return greeting == GREETING
 
 
 @dataclass

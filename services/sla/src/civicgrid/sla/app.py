@@ -1,31 +1,160 @@
-"""Composition root of the sla service.
+"""Composition root of the sla service: configuration, policy book, two consumers, timers, HTTP.
 
-For now it only consumes and logs the events it will act on; its own issue fills it in.
+- ``sla-clocks`` on INCIDENTS: the events that start, pause, move or stop a clock.
+- ``sla-timers`` on SLA_TIMERS (``sla.fired.>``): deadline firings, fenced per clock version.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
 import structlog
 
+from civicgrid.events import streams, timers
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery
+from civicgrid.events.store import AppendResult, History
+from civicgrid.events.timers import TimerFiring
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
+from civicgrid.sla.config import SlaConfig, load_sla_config
+from civicgrid.sla.domain.clocks import Clock, Clocks
+from civicgrid.sla.domain.decide import default_notify_unit
+from civicgrid.sla.domain.rules import TRIGGERS
+from civicgrid.sla.firing_consumer import FiringConsumer
+from civicgrid.sla.handlers import SlaPorts, when_incident_event, when_timer_fired
+from civicgrid.sla.metrics import SlaMetrics
+from civicgrid.sla.policy_store import PolicyBook, seed_policy
 
 log = structlog.get_logger("civicgrid.sla")
 
-CONSUMER = ConsumerSpec(
+CLOCKS_CONSUMER = ConsumerSpec(
     service="sla",
-    durable="sla-observer",
-    filter_subjects=("incident.>",),
+    durable="sla-clocks",
+    filter_subjects=tuple(
+        f"incident.*.{event_type}" for event_type in sorted(TRIGGERS | {"deadline_extended"})
+    ),
 )
+TIMERS_CONSUMER = ConsumerSpec(
+    service="sla",
+    durable="sla-timers",
+    filter_subjects=("sla.fired.>",),
+    stream=streams.SLA_TIMERS,
+    backoff_s=(0.2, 1.0, 5.0, 15.0, 30.0),
+)
+PENDING_POLL_S = 15.0
 
 
-async def log_event(event: IncidentEvent, delivery: Delivery) -> None:
-    log.info("event_seen", sequence=delivery.stream_sequence)
+class _ConnectedStore:
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    async def load(self, incident_id: str) -> History:
+        return await self._service.store.load(incident_id)
+
+    async def append(
+        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
+    ) -> AppendResult:
+        return await self._service.store.append(
+            event, msg_id=msg_id, expected_version=expected_version
+        )
 
 
-def build(settings: ServiceSettings) -> Service:
+class _JetStreamTimers:
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    async def arm(self, firing: TimerFiring) -> None:
+        await timers.arm(self._service.jetstream, firing)
+
+    async def cancel(self, incident_id: str, clock: str, stage: str) -> None:
+        await timers.cancel(self._service.jetstream, incident_id, clock, stage)
+
+
+class _CoreNotifier:
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        await self._service.broker.connection.publish(subject, payload)
+
+
+def build(
+    settings: ServiceSettings,
+    *,
+    config: SlaConfig | None = None,
+    clocks_consumer: ConsumerSpec = CLOCKS_CONSUMER,
+    timers_consumer: ConsumerSpec = TIMERS_CONSUMER,
+    policy_bucket: str = streams.SLA_POLICY_BUCKET,
+    policy_refresh_s: float = 1.0,
+    now: Callable[[], datetime] | None = None,
+) -> Service:
+    config = config or load_sla_config(settings.config_dir)
     service = Service(settings, title="civicgrid sla")
-    service.consume(CONSUMER, log_event)
+    policies = PolicyBook(
+        lambda: service.jetstream, bucket=policy_bucket, refresh_s=policy_refresh_s
+    )
+    metrics = SlaMetrics.create(service.registry)
+
+    def notify_unit(role: str, clocks: Clocks, clock: Clock) -> Any:
+        unit = default_notify_unit(role, clocks, clock)
+        if unit is not None and unit.kind.value == "command_centre":
+            return config.command_centre
+        return unit
+
+    ports = SlaPorts(
+        store=_ConnectedStore(service),
+        policies=policies,
+        calendar=config.calendar,
+        timers=_JetStreamTimers(service),
+        notifier=_CoreNotifier(service),
+        metrics=metrics,
+        notify_unit=notify_unit,
+        now=now or (lambda: datetime.now(UTC)),
+    )
+    background: list[asyncio.Task[None]] = []
+
+    async def seed_and_read_policy() -> None:
+        await seed_policy(service.jetstream, config.configured_policy, bucket=policy_bucket)
+        await policies.current()
+        background.append(asyncio.create_task(_watch_pending(service, metrics)))
+
+    async def stop_background() -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def policy_loaded() -> str | None:
+        return None if policies.last_seen is not None else "SLA policy not loaded"
+
+    async def on_event(event: IncidentEvent, _delivery: Delivery) -> None:
+        await when_incident_event(event, ports)
+
+    async def on_firing(firing: TimerFiring, _delivery: Delivery) -> None:
+        await when_timer_fired(firing, ports)
+
+    service.on_connected.append(seed_and_read_policy)
+    service.on_stopping.append(stop_background)
+    service.readiness_checks.append(policy_loaded)
+    service.consume(clocks_consumer, on_event)
+    service.consumers.append(
+        FiringConsumer.create(
+            timers_consumer, on_firing, service.dead_letters, service.consumer_metrics
+        )
+    )
+    service.sla_ports = ports  # type: ignore[attr-defined]
     return service
+
+
+async def _watch_pending(service: Service, metrics: SlaMetrics) -> None:
+    while True:
+        try:
+            metrics.pending_schedules.set(await timers.pending_count(service.jetstream))
+        except Exception as exc:
+            log.warning("pending_schedules_sample_failed", error=str(exc))
+        await asyncio.sleep(PENDING_POLL_S)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,14 +21,14 @@ from civicgrid.events.store import EventStore
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
-from civicgrid.sla.app import CLOCKS_CONSUMER, TIMERS_CONSUMER, build
+from civicgrid.sla.app import CLOCKS_CONSUMER, TIMERS_CONSUMER, SlaApp, compose
 from civicgrid.sla.config import SlaConfig, load_sla_config
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.policy_store import publish_policy
 from civicgrid.sla.testing import policy, rung
 from civicgrid.sla.testing_nats import SlaWorld
 
-StartSla = Callable[[], Awaitable[Service]]
+StartSla = Callable[..., Awaitable[SlaApp]]
 
 SECOND_SCALE = policy(
     accept="3s",
@@ -104,19 +105,20 @@ async def start_sla(
 ) -> AsyncIterator[StartSla]:
     started: list[Service] = []
 
-    async def start() -> Service:
+    async def start(**options: Any) -> SlaApp:
         clocks, fired = durables
-        service = build(
+        app = compose(
             sla_settings(nats_server.client_url, f"sla-test-{len(started) + 1}"),
             config=sla_config,
             clocks_consumer=clocks,
             timers_consumer=fired,
             policy_bucket=policy_bucket,
             policy_refresh_s=0.0,
+            **options,
         )
-        await service.start()
-        started.append(service)
-        return service
+        await app.service.start()
+        started.append(app.service)
+        return app
 
     yield start
     for service in started:

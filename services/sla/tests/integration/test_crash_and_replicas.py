@@ -150,7 +150,7 @@ async def test_two_replicas_on_one_durable_escalate_each_level_once(
         await eventually(settled, what="no schedule left")
         found[script.incident_id] = labels(await world.sla_events(script.incident_id))
     _once_each(found)
-    fired = [_fired(replica) for replica in replicas]
+    fired = [_fired(replica.service) for replica in replicas]
     assert sum(fired) >= len(scripts) * 8, fired
     assert min(fired) > 0, f"both replicas should have handled firings: {fired}"
 

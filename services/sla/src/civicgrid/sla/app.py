@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,14 +22,17 @@ from civicgrid.events.store import AppendResult, History
 from civicgrid.events.timers import TimerFiring
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
+from civicgrid.sla.auditor import Auditor
 from civicgrid.sla.config import SlaConfig, load_sla_config
 from civicgrid.sla.domain.clocks import Clock, Clocks
 from civicgrid.sla.domain.decide import default_notify_unit
 from civicgrid.sla.domain.rules import TRIGGERS
 from civicgrid.sla.firing_consumer import FiringConsumer
 from civicgrid.sla.handlers import SlaPorts, when_incident_event, when_timer_fired
+from civicgrid.sla.http import install_sla_api
 from civicgrid.sla.metrics import SlaMetrics
 from civicgrid.sla.policy_store import PolicyBook, seed_policy
+from civicgrid.sla.read_model import RunningClocks
 
 log = structlog.get_logger("civicgrid.sla")
 
@@ -83,7 +87,19 @@ class _CoreNotifier:
         await self._service.broker.connection.publish(subject, payload)
 
 
-def build(
+@dataclass
+class SlaApp:
+    service: Service
+    ports: SlaPorts
+    view: RunningClocks
+    auditor: Auditor
+
+
+def build(settings: ServiceSettings, **options: Any) -> Service:
+    return compose(settings, **options).service
+
+
+def compose(
     settings: ServiceSettings,
     *,
     config: SlaConfig | None = None,
@@ -92,7 +108,9 @@ def build(
     policy_bucket: str = streams.SLA_POLICY_BUCKET,
     policy_refresh_s: float = 1.0,
     now: Callable[[], datetime] | None = None,
-) -> Service:
+    audit_grace_s: float = 60.0,
+    audit_interval_s: float = 30.0,
+) -> SlaApp:
     config = config or load_sla_config(settings.config_dir)
     service = Service(settings, title="civicgrid sla")
     policies = PolicyBook(
@@ -116,21 +134,38 @@ def build(
         notify_unit=notify_unit,
         now=now or (lambda: datetime.now(UTC)),
     )
+    view = RunningClocks()
+    auditor = Auditor(
+        view,
+        ports,
+        lambda: service.jetstream,
+        grace_s=audit_grace_s,
+        interval_s=audit_interval_s,
+    )
     background: list[asyncio.Task[None]] = []
 
     async def seed_and_read_policy() -> None:
         await seed_policy(service.jetstream, config.configured_policy, bucket=policy_bucket)
         await policies.current()
+        await view.start(service.jetstream)
         background.append(asyncio.create_task(_watch_pending(service, metrics)))
+        background.append(asyncio.create_task(auditor.run_forever()))
 
     async def stop_background() -> None:
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await view.stop()
 
     async def policy_loaded() -> str | None:
         return None if policies.last_seen is not None else "SLA policy not loaded"
+
+    async def view_caught_up() -> str | None:
+        return view.problem()
+
+    async def audit_clean() -> str | None:
+        return auditor.problem()
 
     async def on_event(event: IncidentEvent, _delivery: Delivery) -> None:
         await when_incident_event(event, ports)
@@ -140,15 +175,15 @@ def build(
 
     service.on_connected.append(seed_and_read_policy)
     service.on_stopping.append(stop_background)
-    service.readiness_checks.append(policy_loaded)
+    service.readiness_checks += [policy_loaded, view_caught_up, audit_clean]
     service.consume(clocks_consumer, on_event)
     service.consumers.append(
         FiringConsumer.create(
             timers_consumer, on_firing, service.dead_letters, service.consumer_metrics
         )
     )
-    service.sla_ports = ports  # type: ignore[attr-defined]
-    return service
+    install_sla_api(service.http, ports, view, auditor, ports.now)
+    return SlaApp(service, ports, view, auditor)
 
 
 async def _watch_pending(service: Service, metrics: SlaMetrics) -> None:

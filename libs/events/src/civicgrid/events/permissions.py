@@ -68,13 +68,20 @@ SERVICE_GRANTS: dict[str, Grant] = {
         publish=(
             *read_stream(streams.INCIDENTS),
             *read_stream(streams.SLA_TIMERS),
+            # Cancelling a timer purges its schedule subject.
             f"$JS.API.STREAM.PURGE.{streams.SLA_TIMERS}",
+            # Arming: schedules are published on sla.timer.>; the server itself writes the
+            # firings on sla.fired.>, which sla only consumes.
             f"{subjects.SLA_TIMER_PREFIX}.>",
             f"{subjects.NOTIFY_PREFIX}.>",
+            # SLA policy versions (seeded at start like routing's).
+            *read_stream(f"KV_{streams.SLA_POLICY_BUCKET}"),
+            f"$JS.API.STREAM.MSG.GET.KV_{streams.SLA_POLICY_BUCKET}",
+            f"$KV.{streams.SLA_POLICY_BUCKET}.>",
             *_writes("sla"),
             subjects.dlq("sla"),
         ),
-        subscribe=(INBOX,),
+        subscribe=(INBOX, f"$KV.{streams.SLA_POLICY_BUCKET}.>"),
     ),
     "reporting": Grant(
         publish=(*read_stream(streams.INCIDENTS), subjects.dlq("reporting")),

@@ -73,6 +73,7 @@ class RunningClocks:
         self._subscription = await js.subscribe(
             subjects.ALL_INCIDENT_EVENTS,
             cb=handle,
+            stream=streams.INCIDENTS,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.ALL,
         )

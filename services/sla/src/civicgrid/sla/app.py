@@ -186,6 +186,15 @@ def compose(
     return SlaApp(service, ports, view, auditor)
 
 
+def asyncapi_schema() -> dict[str, Any]:
+    """sla's AsyncAPI 3.0 document, built without connecting (defaults only)."""
+    from civicgrid.servicekit.asyncapi import asyncapi_document
+    from civicgrid.sla.asyncapi import complete
+
+    service = build(ServiceSettings.from_env("sla", env={}))
+    return complete(asyncapi_document(service), TIMERS_CONSUMER.durable)
+
+
 async def _watch_pending(service: Service, metrics: SlaMetrics) -> None:
     while True:
         try:

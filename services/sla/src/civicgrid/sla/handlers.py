@@ -127,9 +127,14 @@ async def when_timer_fired(firing: TimerFiring, ports: SlaPorts) -> Settled:
     judged = settled.judged
     assert judged is not None
     ports.metrics.firings.labels(firing.stage, judged.verdict).inc()
-    touched = {firing.clock}
-    touched |= {str(getattr(e, "clock", "")) for e in settled.written if getattr(e, "clock", None)}
-    await reconcile_timers(settled.clocks, touched, ports, firing.correlation_id)
+    # The fired stage's schedule is gone (the server removes it when it fires), and the stages
+    # before it fired earlier: only the fired stage (re-armed if still wanted) and later ones
+    # need attention.
+    await reconcile_timers(
+        settled.clocks, {firing.clock}, ports, firing.correlation_id, from_stage=firing.stage
+    )
+    others = {str(getattr(e, "clock", "")) for e in settled.written if getattr(e, "clock", None)}
+    await reconcile_timers(settled.clocks, others - {firing.clock}, ports, firing.correlation_id)
     return settled
 
 
@@ -202,10 +207,22 @@ async def _append(
 
 
 async def reconcile_timers(
-    clocks: Clocks, touched: set[str], ports: SlaPorts, correlation_id: str
+    clocks: Clocks,
+    touched: set[str],
+    ports: SlaPorts,
+    correlation_id: str,
+    *,
+    from_stage: str | None = None,
 ) -> None:
-    """Arm each touched clock's pending stages; cancel the stages it no longer has."""
+    """Arm each touched clock's pending stages; cancel the stages it no longer has.
+
+    ``from_stage``: after a firing of that stage, cancel nothing before or at it (already gone).
+    Stages the clock's policy never arms (no warnings, no ladder) are never cancelled either.
+    """
     policy = await ports.policies.for_incident(clocks.policy_version)
+    never = {"warning"} if not policy.warning_ratios else set()
+    never |= {"escalation"} if not policy.ladder else set()
+    settled_stages = set(STAGES[: STAGES.index(from_stage) + 1]) if from_stage else set()
     for name in sorted(touched):
         clock = clocks.by_name.get(name)
         wanted = (
@@ -215,7 +232,8 @@ async def reconcile_timers(
         )
         for stage, firing in wanted.items():
             if firing is None:
-                await ports.timers.cancel(clocks.incident_id, name, stage)
+                if stage not in never and stage not in settled_stages:
+                    await ports.timers.cancel(clocks.incident_id, name, stage)
                 continue
             assert firing.fire_at is not None
             await ports.timers.arm(

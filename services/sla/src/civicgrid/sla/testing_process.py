@@ -8,6 +8,7 @@ so other tests' incidents in the shared streams do not reach it).
 
 from __future__ import annotations
 
+import os
 import sys
 
 from nats.js.api import DeliverPolicy
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> None:
         http_host="127.0.0.1",
         http_port=int(port),
         config_dir=None,
-        log_level="INFO",
+        log_level=os.environ.get("CIVICGRID_LOG_LEVEL", "INFO"),
         instance=f"sla-process-{suffix}",
         stream_replicas=1,
     )

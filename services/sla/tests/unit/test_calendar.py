@@ -100,3 +100,11 @@ def test_durations_parse_and_print_back(text: str, expected: SlaDuration, printe
 def test_bad_durations_are_refused_with_the_rule(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_sla_duration(text)
+
+
+def test_the_service_refuses_to_start_in_a_year_the_calendar_does_not_cover() -> None:
+    from civicgrid.sla.config import load_sla_config
+
+    assert load_sla_config(None, now=datetime(2026, 11, 30, tzinfo=UTC)).calendar
+    with pytest.raises(CalendarNotCovered, match="2027"):
+        load_sla_config(None, now=datetime(2027, 1, 2, tzinfo=UTC))

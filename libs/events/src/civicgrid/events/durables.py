@@ -29,7 +29,6 @@ SLA_TIMERS = Durable(streams.SLA_TIMERS, "sla-timers")
 
 # Placeholders that ack the whole stream until the real sla and reporting consumers replace them
 # (issue 7, defect 6). Remove each with its observer.
-SLA_OBSERVER = Durable(streams.INCIDENTS, "sla-observer")
 REPORTING_OBSERVER = Durable(streams.INCIDENTS, "reporting-observer")
 
 # Every work consumer has a twin on the DLQ that takes replays of its dead letters (redrive.py).
@@ -43,7 +42,7 @@ def _with_redrive_twins(*work: Durable) -> tuple[Durable, ...]:
 OWNED: dict[str, tuple[Durable, ...]] = {
     "intake": _with_redrive_twins(INTAKE_MERGES),
     "routing": _with_redrive_twins(ROUTING),
-    "sla": _with_redrive_twins(SLA_CLOCKS, SLA_TIMERS, SLA_OBSERVER),
+    "sla": _with_redrive_twins(SLA_CLOCKS, SLA_TIMERS),
     "reporting": _with_redrive_twins(REPORTING_OBSERVER),
 }
 

@@ -51,7 +51,8 @@ class ProjectedEvent:
 class Projection(Protocol):
     """What a projector feeds. ``apply`` stores ``position`` with the changes, atomically."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def load_position(self) -> int: ...
 

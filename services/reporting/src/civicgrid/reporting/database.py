@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 
 from civicgrid.reporting import migrate
@@ -43,18 +43,58 @@ def normalise(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def open_database(url: str) -> Engine:
-    """An engine on the newest schema (migrations run here, on every start)."""
+def open_database(url: str, *, generation: int = 1) -> Engine:
+    """An engine on the newest schema (migrations run here, on every start).
+
+    A rebuild's generation n > 1 lives beside the first: SQLite in ``<name>.g<n>.sqlite``,
+    PostgreSQL in schema ``reporting_g<n>`` of the same database.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        database = parsed.database
+        if database and generation > 1:
+            path = Path(database)
+            database = str(path.with_name(f"{path.stem}.g{generation}{path.suffix}"))
+            parsed = parsed.set(database=database)
+        if database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif generation > 1:
+        schema = f"reporting_g{generation}"
+        with create_engine(parsed).begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        engine = create_engine(
+            parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
+        )
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
     migrate.upgrade(engine)
     return engine
+
+
+class GenerationPointer:
+    """Which generation of the read model is live; a rebuild moves it when caught up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def current(self) -> int:
+        try:
+            return int(self.path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return 1
+
+    def switch(self, generation: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(f"{generation}\n")
+        temporary.replace(self.path)  # atomic: a crash leaves the old or the new, never half
+
+
+def data_dir(env: dict[str, str] | None = None) -> Path:
+    values = os.environ if env is None else env
+    return Path(values.get("CIVICGRID_DATA_DIR", "data"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from civicgrid.events.base import IncidentEvent
@@ -122,7 +123,7 @@ def project(
     return dataclasses.replace(current, last_sequence=sequence, **changes)
 
 
-def _changes(fact: IncidentFact, event: IncidentEvent, zone: ZoneInfo) -> dict[str, object] | None:
+def _changes(fact: IncidentFact, event: IncidentEvent, zone: ZoneInfo) -> dict[str, Any] | None:
     at = event.occurred_at
     match event:
         case Reported():
@@ -162,7 +163,7 @@ def _changes(fact: IncidentFact, event: IncidentEvent, zone: ZoneInfo) -> dict[s
         case Resumed():
             return {"suspended": False}
         case DeadlineExtended():
-            changes: dict[str, object] = {"extensions": fact.extensions + 1}
+            changes: dict[str, Any] = {"extensions": fact.extensions + 1}
             if event.clock in CLOCKS:
                 changes[f"{event.clock}_due_at"] = event.new_due_at
             return changes

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -110,3 +110,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     created = new_database(request, tmp_path, request.param)
     yield created
     created.dispose()
+
+
+@pytest.fixture
+def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Engine]:
+    """A factory of fresh read models, for tests (hypothesis) that need one per example."""
+
+    def make(backend: str) -> Engine:
+        return new_database(request, tmp_path, backend)
+
+    return make

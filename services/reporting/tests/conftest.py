@@ -93,15 +93,20 @@ _counter = iter(range(1, 1_000_000))
 
 
 def new_database(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Engine:
+    return open_database(new_database_url(request, tmp_path, backend))
+
+
+def new_database_url(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> str:
+    """The URL of a new, empty database on ``backend``."""
     if backend == "sqlite":
-        return open_database(f"sqlite:///{tmp_path / f'reporting-{next(_counter)}.sqlite'}")
+        return f"sqlite:///{tmp_path / f'reporting-{next(_counter)}.sqlite'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     name = f"reporting_{next(_counter)}_{int(time.time() * 1000) % 100000}"
     admin = create_engine(server.url("postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return open_database(server.url(name))
+    return server.url(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -120,3 +125,9 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str
         return new_database(request, tmp_path, backend)
 
     return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database's URL on each backend (the service migrates it at start)."""
+    return new_database_url(request, tmp_path, request.param)

@@ -209,7 +209,7 @@ StartReporting = Callable[[], Awaitable[tuple[Service, httpx.AsyncClient]]]
 
 @pytest_asyncio.fixture
 async def start_reporting(
-    nats_server: EmbeddedNats, city: City, tmp_path: Path
+    nats_server: EmbeddedNats, city: City, tmp_path: Path, database_url: str
 ) -> AsyncIterator[StartReporting]:
     running: list[tuple[Service, httpx.AsyncClient]] = []
 
@@ -226,7 +226,7 @@ async def start_reporting(
         )
         service = build(
             settings,
-            db_url=f"sqlite:///{tmp_path / 'reporting.sqlite'}",
+            db_url=database_url,
             data=tmp_path,
             stream=city.prefix.upper(),
             filter_subject=f"{city.prefix}.>",

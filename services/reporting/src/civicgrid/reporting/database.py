@@ -62,8 +62,10 @@ def open_database(url: str, *, generation: int = 1) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     elif generation > 1:
         schema = f"reporting_g{generation}"
-        with create_engine(parsed).begin() as connection:
+        admin = create_engine(parsed)
+        with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        admin.dispose()
         engine = create_engine(
             parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
         )

@@ -6,6 +6,8 @@ Each test gets its own stream, so other tests' incidents in the session cannot c
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -313,3 +315,109 @@ async def test_a_rebuild_builds_beside_the_live_model_and_switches_with_the_same
 
     await eventually(switched, what="switched to generation 2")
     assert_expected(await communities(client, last))
+
+
+async def test_csv_tables_and_the_export_agree_with_the_json(
+    city: City, start_reporting: StartReporting
+) -> None:
+    last = await city.publish(scripted())
+    _, client = await start_reporting()
+    body = await communities(client, last)
+    response = await client.get("/api/v1/stats/communities", params={"format": "csv"})
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = {row["key"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    for row in body["rows"]:
+        assert int(rows[row["key"]]["reported"]) == row["reported"]
+        assert int(rows[row["key"]]["headline_numerator"]) == row["headline"]["numerator"]
+        assert int(rows[row["key"]]["headline_denominator"]) == row["headline"]["denominator"]
+    export = await client.get("/api/v1/export/incidents.csv")
+    incidents = list(csv.DictReader(io.StringIO(export.text)))
+    assert len(incidents) == 24
+    a8 = next(row for row in incidents if row["incident_id"] == "a8")
+    assert a8["resolved_at"] == (START + timedelta(minutes=5000)).isoformat()
+    assert (a8["suspensions"], a8["extensions"], a8["resolve_on_time"]) == ("1", "1", "True")
+
+
+async def test_overdue_list_daily_series_and_one_community_with_its_grids(
+    city: City, start_reporting: StartReporting
+) -> None:
+    last = await city.publish(scripted())
+    _, client = await start_reporting()
+    overdue = await client.get(
+        "/api/v1/incidents/overdue", params={"community": "c02", "min_sequence": last}
+    )
+    assert [row["incident_id"] for row in overdue.json()["rows"]] == ["b4"]
+    everywhere = await client.get("/api/v1/incidents/overdue")
+    assert sorted(row["incident_id"] for row in everywhere.json()["rows"]) == ["a5", "b4"]
+    daily = (await client.get("/api/v1/stats/daily")).json()["rows"]
+    assert [(row["key"], row["reported"]) for row in daily] == [("2026-03-02", 24)]
+    none = (await client.get("/api/v1/stats/daily", params={"from": "2026-03-03"})).json()
+    assert none["rows"] == []
+    one = (await client.get("/api/v1/stats/communities/c01")).json()
+    assert one["community"]["reported"] == 10
+    assert one["community"]["name"] == "江滨社区"
+    assert [(g["key"], g["reported"]) for g in one["grids"]] == [("c01-g001", 10)]
+
+
+async def test_monthly_ranking_lists_small_samples_without_a_rank(
+    city: City, start_reporting: StartReporting
+) -> None:
+    last = await city.publish(scripted())
+    _, client = await start_reporting()
+    response = await client.get(
+        "/api/v1/ranking", params={"month": "2026-03", "min_sample": 6, "min_sequence": last}
+    )
+    rows = [
+        (r["rank"], r["key"], r["numerator"], r["denominator"]) for r in response.json()["rows"]
+    ]
+    # c01 6/7 = 0.857 and c03 5/6 = 0.833 have enough resolved; c02 (5 resolved) is listed.
+    assert rows == [(1, "c01", 6, 7), (2, "c03", 5, 6), (None, "c02", 4, 5)]
+    february = await client.get("/api/v1/ranking", params={"month": "2026-02"})
+    assert february.json()["rows"] == []
+
+
+async def test_bad_parameters_are_a_400_that_says_what_was_wrong(
+    start_reporting: StartReporting,
+) -> None:
+    _, client = await start_reporting()
+    cases = {
+        "/api/v1/stats/communities?from=yesterday": "from must be a date",
+        "/api/v1/stats/grids?from=2026-03-05&to=2026-03-01": "from is after to",
+        "/api/v1/stats/units?format=xml": "format must be json or csv",
+        "/api/v1/ranking?month=March": "month must be YYYY-MM",
+        "/api/v1/ranking?month=2026-03&by=street": "by must be community or unit",
+    }
+    for path, detail in cases.items():
+        response = await client.get(path)
+        assert response.status_code == 400, path
+        assert detail in response.json()["detail"], path
+    assert (await client.get("/api/v1/stats/communities/nowhere")).status_code == 404
+
+
+async def test_a_read_asking_for_a_sequence_not_yet_projected_is_a_503(
+    city: City, start_reporting: StartReporting
+) -> None:
+    last = await city.publish(scripted())
+    _, client = await start_reporting()
+    response = await client.get("/api/v1/stats/communities", params={"min_sequence": last + 1000})
+    assert response.status_code == 503
+    assert f"not yet {last + 1000}" in response.json()["detail"]
+
+
+async def test_the_openapi_document_names_every_error_code(
+    start_reporting: StartReporting,
+) -> None:
+    _, client = await start_reporting()
+    document = (await client.get("/openapi.json")).json()
+    for path in (
+        "/api/v1/stats/communities",
+        "/api/v1/stats/communities/{community_id}",
+        "/api/v1/ranking",
+        "/api/v1/incidents/overdue",
+        "/api/v1/export/incidents.csv",
+    ):
+        codes = set(document["paths"][path]["get"]["responses"])
+        assert {"200", "400", "503"} <= codes or {"200", "503"} <= codes, path
+    assert (
+        "404" in document["paths"]["/api/v1/stats/communities/{community_id}"]["get"]["responses"]
+    )

@@ -42,7 +42,9 @@ class ReadSide(Protocol):
 
 
 FromParam = Annotated[str | None, Query(alias="from", description="first local day, YYYY-MM-DD")]
-ToParam = Annotated[str | None, Query(description="last local day (inclusive), YYYY-MM-DD")]
+ToParam = Annotated[
+    str | None, Query(alias="to", description="last local day (inclusive), YYYY-MM-DD")
+]
 FormatParam = Annotated[str, Query(description="json or csv")]
 MinSequence = Annotated[
     int | None, Query(ge=0, description="wait (briefly) until the model reflects this sequence")

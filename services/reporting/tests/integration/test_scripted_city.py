@@ -233,6 +233,7 @@ async def start_reporting(
             stream=city.prefix.upper(),
             filter_subject=f"{city.prefix}.>",
             now=lambda: NOW,
+            gauges_refresh_s=0.1,
         )
         await service.start()
         client = httpx.AsyncClient(
@@ -421,3 +422,29 @@ async def test_the_openapi_document_names_every_error_code(
     assert (
         "404" in document["paths"]["/api/v1/stats/communities/{community_id}"]["get"]["responses"]
     )
+
+
+async def test_prometheus_has_per_community_gauges_and_projection_lag_without_incident_labels(
+    city: City, start_reporting: StartReporting
+) -> None:
+    last = await city.publish(scripted())
+    _, client = await start_reporting()
+    await communities(client, last)
+    wanted = (
+        'civicgrid_community_open_incidents{community="c01"} 2.0',
+        'civicgrid_community_overdue_incidents{community="c02"} 1.0',
+        f'civicgrid_community_headline_ratio{{community="c01"}} {6 / 7}',
+        f'civicgrid_community_on_time_ratio{{clock="resolve",community="c02"}} {2 / 3}',
+        'civicgrid_projection_lag_events{projection="incident_facts_g1"} 0.0',
+        f'civicgrid_projection_position{{projection="incident_facts_g1"}} {float(last)}',
+    )
+
+    async def exposed() -> str | None:
+        text = (await client.get("/metrics")).text
+        return text if all(line in text.splitlines() for line in wanted) else None
+
+    text = await eventually(exposed, what="gauges refreshed")
+    # Arrive was never decided anywhere: no made-up ratio.
+    assert 'clock="arrive"' not in text
+    for incident in ("a5", "b4", "incident_id"):
+        assert f'"{incident}"' not in text and f"{incident}=" not in text

@@ -11,6 +11,7 @@ from civicgrid.city.city import City
 from civicgrid.events import streams, subjects
 from civicgrid.events.projector import ProjectorMetrics
 from civicgrid.reporting.database import GenerationPointer, data_dir, database_url
+from civicgrid.reporting.gauges import CommunityGauges
 from civicgrid.reporting.http import install_api
 from civicgrid.reporting.read_side import ReadSide
 from civicgrid.servicekit.service import Service
@@ -26,6 +27,7 @@ def build(
     stream: str = streams.INCIDENTS,
     filter_subject: str = subjects.ALL_INCIDENT_EVENTS,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    gauges_refresh_s: float = 15.0,
 ) -> Service:
     city = city or load_city(settings.config_dir or default_config_dir())
     data = data or data_dir()
@@ -44,8 +46,10 @@ def build(
     async def read_model_problem() -> str | None:
         return side.problem()
 
-    service.on_connected.append(side.open)
-    service.on_stopping.append(side.close)
+    gauges = CommunityGauges(side.engine, city.calendar.zone, now, gauges_refresh_s)
+    gauges.register(service.registry)
+    service.on_connected += [side.open, gauges.start]
+    service.on_stopping += [gauges.stop, side.close]
     service.readiness_checks.append(read_model_problem)
     names = {c.id: c.name for c in city.communities} | {g.id: g.name for g in city.grids}
     names |= {u.id: u.name for u in city.units}

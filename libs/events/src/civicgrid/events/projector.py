@@ -1,9 +1,9 @@
 """Projectors: an ordered read of INCIDENTS into a model that stores its own position.
 
 A ``Projection`` keeps its position (the last stream sequence it applied) in the same
-transaction as what it projected; the projector reads from that position + 1 with an ordered
-consumer (ephemeral, no acks, gaps detected and the consumer recreated by nats-py), hands
-events over in batches, and never keeps a position of its own that could disagree with the
+transaction as what it projected; the projector reads from that position + 1 with an
+ephemeral pull consumer (no acks, in stream order, made again from the stored position after
+any error), hands events over in batches, and never keeps a position of its own that could disagree with the
 model's. A crash at any point re-reads from the stored position; what was applied is skipped
 by the projection's per-row sequence, so a replayed event changes nothing.
 
@@ -24,7 +24,8 @@ from typing import Protocol
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
@@ -99,6 +100,9 @@ class ProjectorMetrics:
 
 
 Decode = Callable[[bytes], IncidentEvent]
+
+CONSUMER_INACTIVE_S = 30.0
+REST_FETCH_S = 0.05
 
 
 @dataclass
@@ -194,18 +198,20 @@ class Projector:
                     self.position = await self.projection.load_position()
 
     async def _read_from_position(self) -> None:
-        start = self.position + 1
+        # An ephemeral pull consumer without acks, from the stored position: it needs only the
+        # read-a-stream rights every service has (no flow-control replies), reads in stream
+        # order, and if anything goes wrong it is simply made again from the stored position.
+        js = self.jetstream()
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            inactive_threshold=60.0,
+            opt_start_seq=self.position + 1,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=CONSUMER_INACTIVE_S,
+            mem_storage=True,
+            num_replicas=1,
         )
-        subscription = await self.jetstream().subscribe(
-            self.filter_subject,
-            stream=self.stream,
-            ordered_consumer=True,
-            config=config,
-            idle_heartbeat=2.0,
+        subscription = await js.pull_subscribe(
+            self.filter_subject, stream=self.stream, config=config
         )
         try:
             while True:
@@ -217,15 +223,22 @@ class Projector:
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+            with contextlib.suppress(Exception):
+                # Gone after CONSUMER_INACTIVE_S anyway; deleting frees it at once.
+                await js.delete_consumer(self.stream, config.name or "")
 
-    async def _next_batch(self, subscription: JetStreamContext.PushSubscription) -> list[Msg]:
+    async def _next_batch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        # One message with a long poll answers as soon as anything arrives; then what the
+        # server says is waiting comes back at once (a lone fetch(n) would wait its timeout).
         try:
-            first = await subscription.next_msg(timeout=self.idle_wait_s)
-        except TimeoutError:
+            batch = await subscription.fetch(1, timeout=self.idle_wait_s)
+        except (TimeoutError, FetchTimeoutError):
             return []
-        batch = [first]
-        while len(batch) < self.batch_size and subscription.pending_msgs > 0:
-            batch.append(await subscription.next_msg(timeout=self.idle_wait_s))
+        pending = batch[-1].metadata.num_pending
+        if pending:
+            wanted = min(pending, self.batch_size - 1)
+            with contextlib.suppress(TimeoutError, FetchTimeoutError):
+                batch += await subscription.fetch(wanted, timeout=REST_FETCH_S)
         return batch
 
     async def _apply(self, batch: list[Msg]) -> None:

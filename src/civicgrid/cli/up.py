@@ -53,6 +53,8 @@ def service_env(options: UpOptions, service: str, nats_url: str, api_key: str) -
             f"CIVICGRID_{service.upper()}_PORT": str(options.ports[service]),
             "CIVICGRID_DEV_API_KEY": api_key,
             "CIVICGRID_INSTANCE": f"{service}-1",
+            # Reporting keeps its SQLite read model here unless CIVICGRID_REPORTING_DB says else.
+            "CIVICGRID_DATA_DIR": str(options.data_dir),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -74,7 +74,10 @@ class PostgresServer:
 def postgres() -> Iterator[PostgresServer]:
     bin_dir = _pg_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+        pytest.skip(
+            "PostgreSQL server binaries not found:"
+            " run tools/system-deps.sh (apt-get install postgresql)"
+        )
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         pytest.skip("running as root without runuser: initdb cannot run as root")
     # Not under pytest's temporary root: that is private to root, and the server runs as postgres.

@@ -10,10 +10,12 @@ from civicgrid.city import default_config_dir, load_city
 from civicgrid.city.city import City
 from civicgrid.events import streams, subjects
 from civicgrid.events.projector import ProjectorMetrics
+from civicgrid.reporting.citymap import CityMap
 from civicgrid.reporting.database import GenerationPointer, data_dir, database_url
 from civicgrid.reporting.gauges import CommunityGauges
 from civicgrid.reporting.http import install_api
 from civicgrid.reporting.read_side import ReadSide
+from civicgrid.reporting.web import install_dashboard
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
 
@@ -55,5 +57,6 @@ def build(
     names |= {u.id: u.name for u in city.units}
     communities = {c.id: [g.id for g in city.grids_in(c.id)] for c in city.communities}
     install_api(service.http, side, names, communities, now)
+    install_dashboard(service.http, CityMap(city))
     service.http.state.read_side = side
     return service

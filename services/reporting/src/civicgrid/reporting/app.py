@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from civicgrid.city import default_config_dir, load_city
 from civicgrid.city.city import City
@@ -16,6 +17,7 @@ from civicgrid.reporting.gauges import CommunityGauges
 from civicgrid.reporting.http import install_api
 from civicgrid.reporting.read_side import ReadSide
 from civicgrid.reporting.web import install_dashboard
+from civicgrid.servicekit.asyncapi import asyncapi_document
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
 
@@ -60,3 +62,29 @@ def build(
     install_dashboard(service.http, CityMap(city))
     service.http.state.read_side = side
     return service
+
+
+def asyncapi_schema() -> dict[str, Any]:
+    """Reporting's AsyncAPI document: the shared one, plus the projector's read of the stream
+    (not a durable consumer, so the shared generator does not know it)."""
+    service = build(ServiceSettings.from_env("reporting", env={}))
+    document = asyncapi_document(service)
+    document["components"]["messages"]["reporting-projector:Event"] = {
+        "title": "IncidentEvent",
+        "contentType": "application/json",
+        "payload": {"$ref": "#/components/schemas/IncidentEvent"},
+    }
+    document["channels"]["reporting-projector"] = {
+        "address": subjects.ALL_INCIDENT_EVENTS,
+        "description": (
+            f"projector: an ephemeral, ack-less pull consumer on stream {streams.INCIDENTS} from"
+            " the read model's stored position + 1, in stream order; unreadable events go to"
+            " dlq.reporting"
+        ),
+        "messages": {"Event": {"$ref": "#/components/messages/reporting-projector:Event"}},
+    }
+    document["operations"]["project_incident_events"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/reporting-projector"},
+    }
+    return document

@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.engine import Engine
 
-from civicgrid.reporting import queries
+from civicgrid.reporting import durations, queries
 from civicgrid.reporting.facts import FACT_COLUMNS
 from civicgrid.reporting.figures import HEADLINE_TARGET, RATIOS, Dimension, FigureRow, Period
 
@@ -209,6 +209,37 @@ def install_api(
                 "grid_ids": communities[community_id],
             }
         )
+
+    @http.get(
+        "/api/v1/stats/durations",
+        responses=ERRORS,
+        tags=["stats"],
+        summary="Median and p90 minutes to accept, arrive, resolve and close, per group",
+    )
+    async def spans(
+        by: Annotated[str, Query(description="a dimension: community, grid, unit, ...")] = (
+            "community"
+        ),
+        start: FromParam = None,
+        end: ToParam = None,
+        format: FormatParam = "json",
+        min_sequence: MinSequence = None,
+    ) -> Response:
+        fmt = _check_format(format)
+        try:
+            dimension = Dimension(by)
+        except ValueError:
+            known = ", ".join(d.value for d in Dimension)
+            raise HTTPException(400, f"by must be one of {known}, got {by!r}") from None
+        period = _period(start, end)
+        engine = await ready(min_sequence)
+        table = await asyncio.to_thread(durations.durations, engine, dimension, period)
+        items = durations.as_rows(table)
+        for item in items:
+            item["name"] = names.get(item["key"] or "", item["key"])
+        if fmt == "csv":
+            return csv_response(items, f"durations-{dimension.value}.csv")
+        return JSONResponse({"dimension": dimension.value, "from": start, "to": end, "rows": items})
 
     @http.get("/api/v1/ranking", responses=ERRORS, tags=["stats"], summary="Monthly ranking")
     async def ranking(

@@ -6,7 +6,7 @@ import asyncio
 import os
 import platform
 
-from bench import baseline, eventstore, report_to_assigned
+from bench import baseline, eventstore, report_to_assigned, reporting
 from bench.harness import Figure, bench_server
 
 SCALE = float(os.environ.get("CIVICGRID_BENCH_SCALE", "1.0"))
@@ -32,6 +32,10 @@ async def main() -> None:
         raw_latency, routed_latency, raw_flow, routed_flow = await report_to_assigned.measure(
             server, client, _n(1_000), rate_per_s=50
         )
+        stream_end = await reporting.publish_city(client, _n(2_000))
+        raw_ordered = await reporting.raw_ordered_read(client, stream_end)
+        rebuild = await reporting.rebuild_sqlite(client, stream_end)
+    stats = reporting.stats_query(_n(50_000))
     print("raw NATS baseline (same run, same server):")
     print(_row(raw_publish, None))
     print(_row(raw_one, None))
@@ -47,6 +51,10 @@ async def main() -> None:
         print(f"  {latency.name:<58} {times}   {ratio}")
     print(_row(raw_flow, None))
     print(_row(routed_flow, raw_flow))
+    print("reporting (read model on SQLite; the whole INCIDENTS stream):")
+    print(_row(raw_ordered, None))
+    print(_row(rebuild, raw_ordered))
+    print(f"  {stats.name:<58} {stats.seconds * 1000:>12,.1f} ms")
     for extra in await eventstore.optional_figures():
         print(extra)
 

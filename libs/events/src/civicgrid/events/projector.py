@@ -3,9 +3,9 @@
 A ``Projection`` keeps its position (the last stream sequence it applied) in the same
 transaction as what it projected; the projector reads from that position + 1 with an
 ephemeral pull consumer (no acks, in stream order, made again from the stored position after
-any error), hands events over in batches, and never keeps a position of its own that could disagree with the
-model's. A crash at any point re-reads from the stored position; what was applied is skipped
-by the projection's per-row sequence, so a replayed event changes nothing.
+any error), hands events over in batches, and never keeps a position of its own that could
+disagree with the model's. A crash at any point re-reads from the stored position; what was
+applied is skipped by the projection's per-row sequence, so a replayed event changes nothing.
 
 Phases: catching up until the position reaches the stream's last sequence as seen at start
 (``/readyz`` says "catching up: N behind"), then live. Unreadable events go to the DLQ with the
@@ -62,6 +62,13 @@ class Projection(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    events: list[ProjectedEvent]
+    last: int  # the batch's last stream sequence, readable or not
+    pending: int  # messages left in the stream after it
+
+
 @dataclass
 class ProjectorMetrics:
     position: Gauge
@@ -113,7 +120,7 @@ class Projector:
     metrics: ProjectorMetrics
     stream: str = streams.INCIDENTS
     filter_subject: str = subjects.ALL_INCIDENT_EVENTS
-    batch_size: int = 500
+    batch_size: int = 1000
     idle_wait_s: float = 1.0
     retry_s: float = 1.0
     sample_every_s: float = 5.0
@@ -213,14 +220,31 @@ class Projector:
         subscription = await js.pull_subscribe(
             self.filter_subject, stream=self.stream, config=config
         )
+        # Pipelined: the next batch is fetched and decoded while the projection stores the
+        # previous one. Stores stay one after another, each from the position the last left.
+        storing: asyncio.Task[None] | None = None
+        read_to = self.position
         try:
             while True:
                 batch = await self._next_batch(subscription)
-                if batch:
-                    await self._apply(batch)
-                else:
+                if not batch:
+                    if storing is not None:
+                        await storing
+                        storing = None
                     await self._sample_stream_end()
+                    continue
+                prepared = await self._prepare(batch, read_to)
+                if prepared is None:
+                    continue
+                read_to = prepared.last
+                if storing is not None:
+                    await storing
+                storing = asyncio.create_task(self._store(prepared))
         finally:
+            if storing is not None and not storing.done():
+                # A store already handed to the database finishes or not on its own; the next
+                # start reads the position the database has, whichever it is.
+                storing.cancel()
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
             with contextlib.suppress(Exception):
@@ -241,15 +265,16 @@ class Projector:
                 batch += await subscription.fetch(wanted, timeout=REST_FETCH_S)
         return batch
 
-    async def _apply(self, batch: list[Msg]) -> None:
+    async def _prepare(self, batch: list[Msg], read_to: int) -> _Prepared | None:
+        """Decode a batch; unreadable events go to the DLQ. None: nothing new in it."""
         events: list[ProjectedEvent] = []
-        last = self.position
+        last = read_to
         pending = 0
         for msg in batch:
             metadata = msg.metadata
             sequence = metadata.sequence.stream
             pending = metadata.num_pending
-            if sequence <= self.position:
+            if sequence <= read_to:
                 continue
             last = sequence
             try:
@@ -258,10 +283,12 @@ class Projector:
                 await self._dead_letter(msg, exc)
                 continue
             events.append(ProjectedEvent(sequence, msg.subject, event))
-        if last == self.position:
-            return
-        await self.projection.apply(events, after=self.position, position=last)
-        self.metrics.applied.labels(self.name).inc(len(events))
+        return None if last == read_to else _Prepared(events, last, pending)
+
+    async def _store(self, prepared: _Prepared) -> None:
+        last, pending = prepared.last, prepared.pending
+        await self.projection.apply(prepared.events, after=self.position, position=last)
+        self.metrics.applied.labels(self.name).inc(len(prepared.events))
         self.stream_last = max(self.stream_last, last + pending)
         async with self._applied:
             self.position = last

@@ -8,12 +8,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from civicgrid.events.projector import PositionMoved, ProjectedEvent
 from civicgrid.reporting.facts import DEFAULT_ZONE, FACT_COLUMNS, IncidentFact, project
 from civicgrid.reporting.schema import incident_facts, projection_checkpoints
+
+_UPDATE_BY_ID = (
+    update(incident_facts)
+    .where(incident_facts.c.incident_id == bindparam("_incident_id"))
+    .values({column: bindparam(column) for column in FACT_COLUMNS if column != "incident_id"})
+)
+
+
+def _keyed(row: dict[str, object]) -> dict[str, object]:
+    row["_incident_id"] = row.pop("incident_id")
+    return row
+
 
 # Keeps each IN (...) list well below SQLite's and PostgreSQL's parameter limits.
 _LOAD_CHUNK = 500
@@ -47,16 +59,13 @@ class FactStore:
                 folded = project(rows.get(incident_id), item.event, item.sequence, self.zone)
                 if folded is not None:
                     rows[incident_id] = changed[incident_id] = folded
-            for incident_id, fact in changed.items():
-                row = fact.as_row()
-                if incident_id in existing:
-                    connection.execute(
-                        update(incident_facts)
-                        .where(incident_facts.c.incident_id == incident_id)
-                        .values(row)
-                    )
-                else:
-                    connection.execute(insert(incident_facts).values(row))
+            # One executemany per kind of write: per-row statements cost more than the fold.
+            inserts = [f.as_row() for i, f in changed.items() if i not in existing]
+            updates = [_keyed(f.as_row()) for i, f in changed.items() if i in existing]
+            if inserts:
+                connection.execute(insert(incident_facts), inserts)
+            if updates:
+                connection.execute(_UPDATE_BY_ID, updates)
             now = datetime.now(UTC)
             if stored is None:
                 connection.execute(

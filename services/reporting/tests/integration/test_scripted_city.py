@@ -431,10 +431,10 @@ async def test_prometheus_has_per_community_gauges_and_projection_lag_without_in
     _, client = await start_reporting()
     await communities(client, last)
     wanted = (
-        'civicgrid_community_open_incidents{community="c01"} 2.0',
-        'civicgrid_community_overdue_incidents{community="c02"} 1.0',
-        f'civicgrid_community_headline_ratio{{community="c01"}} {6 / 7}',
-        f'civicgrid_community_on_time_ratio{{clock="resolve",community="c02"}} {2 / 3}',
+        'civicgrid_open_incidents{community="c01"} 2.0',
+        'civicgrid_overdue_incidents{community="c02"} 1.0',
+        f'civicgrid_local_resolution_ratio{{community="c01"}} {6 / 7}',
+        f'civicgrid_on_time_ratio{{clock="resolve",community="c02"}} {2 / 3}',
         'civicgrid_projection_lag_events{projection="incident_facts_g1"} 0.0',
         f'civicgrid_projection_position{{projection="incident_facts_g1"}} {float(last)}',
     )

@@ -73,20 +73,20 @@ class CommunityGauges(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         open_now = GaugeMetricFamily(
-            "civicgrid_community_open_incidents", "Incidents not closed", labels=["community"]
+            "civicgrid_open_incidents", "Incidents not closed", labels=["community"]
         )
         overdue = GaugeMetricFamily(
-            "civicgrid_community_overdue_incidents",
+            "civicgrid_overdue_incidents",
             "Open, unresolved incidents past their resolve deadline",
             labels=["community"],
         )
         headline = GaugeMetricFamily(
-            "civicgrid_community_headline_ratio",
+            "civicgrid_local_resolution_ratio",
             "Resolved at grid or community level / all resolved, this month (target 0.9)",
             labels=["community"],
         )
         on_time = GaugeMetricFamily(
-            "civicgrid_community_on_time_ratio",
+            "civicgrid_on_time_ratio",
             "Deadlines met / deadlines decided, this month, by clock",
             labels=["community", "clock"],
         )

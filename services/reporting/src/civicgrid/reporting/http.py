@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Protocol
@@ -18,6 +19,7 @@ from civicgrid.reporting.facts import FACT_COLUMNS
 from civicgrid.reporting.figures import HEADLINE_TARGET, RATIOS, Dimension, FigureRow, Period
 
 MIN_SEQUENCE_WAIT_S = 5.0
+FIGURES_CACHE_SIZE = 64
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A parameter is malformed (dates, month, format); the detail says which"},
@@ -129,6 +131,8 @@ def install_api(
             )
         return engine
 
+    figures_cache: OrderedDict[tuple[Any, ...], list[FigureRow]] = OrderedDict()
+
     async def table(
         dimension: Dimension,
         start: str | None,
@@ -140,7 +144,20 @@ def install_api(
         fmt = _check_format(fmt)
         period = _period(start, end)
         engine = await ready(min_sequence)
-        rows = await asyncio.to_thread(queries.grouped, engine, dimension, period, now(), community)
+        at = now()
+        status = side.status()
+        # The figures change only when the model moves (or "overdue" crosses a minute): a wall
+        # display polling an idle model costs no query. Keyed by generation and position.
+        minute = at.replace(second=0, microsecond=0)
+        key = (status["generation"], status["position"], dimension, period, community, minute)
+        rows = figures_cache.get(key)
+        if rows is None:
+            rows = await asyncio.to_thread(
+                queries.grouped, engine, dimension, period, at, community
+            )
+            figures_cache[key] = rows
+            while len(figures_cache) > FIGURES_CACHE_SIZE:
+                figures_cache.popitem(last=False)
         items = figure_table(rows, names)
         if fmt == "csv":
             return csv_response(items, f"{dimension.value}.csv")

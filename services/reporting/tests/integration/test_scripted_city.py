@@ -469,3 +469,16 @@ async def test_median_and_p90_times_per_community(
     bad = await client.get("/api/v1/stats/durations", params={"by": "street"})
     assert bad.status_code == 400
     assert "by must be one of" in bad.json()["detail"]
+
+
+async def test_two_replicas_sharing_one_read_model_give_the_same_table(
+    city: City, start_reporting: StartReporting
+) -> None:
+    _, first = await start_reporting()
+    _, second = await start_reporting()
+    events = scripted()
+    last = 0
+    for start in range(0, len(events), 25):  # in bursts, so both replicas race for batches
+        last = await city.publish(events[start : start + 25])
+    assert_expected(await communities(first, last))
+    assert_expected(await communities(second, last))

@@ -48,6 +48,14 @@ class FactStore:
         (another replica on the same PostgreSQL) projected meanwhile.
         """
         with self.engine.begin() as connection:
+            # Lock the checkpoint before reading it: replicas sharing one database (PostgreSQL,
+            # or one SQLite file) then apply one after another, and a replica that read a
+            # position someone has since moved is refused instead of writing stale rows.
+            connection.execute(
+                update(projection_checkpoints)
+                .where(projection_checkpoints.c.projection == self.name)
+                .values(position=projection_checkpoints.c.position)
+            )
             stored = _position(connection, self.name)
             if (stored or 0) != after:
                 raise PositionMoved(f"{self.name}: stored position {stored}, expected {after}")

@@ -64,3 +64,14 @@ def test_a_failure_mid_batch_leaves_neither_rows_nor_position(engine: Engine) ->
         store.apply([*good, bad], after=0, position=2)
     assert store.position() == 0
     assert store.fact("i1") is None
+
+
+def test_any_valid_event_fits_the_row_even_an_unbounded_area_id(engine: Engine) -> None:
+    # The contract bounds unit ids and categories but not a jurisdiction's area ids; a row the
+    # database refused would stop the projection on that event for ever.
+    long_id = "c" * 300
+    life = Life("i1", START, community=long_id, grid=long_id).report().assign(1, unit_id="u1")
+    store = FactStore(engine)
+    store.apply(numbered(life), after=0, position=2)
+    fact = store.fact("i1")
+    assert fact is not None and fact.community_id == long_id

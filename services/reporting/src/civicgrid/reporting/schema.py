@@ -60,9 +60,10 @@ incident_facts = Table(
     _id("channel"),
     _id("matter"),
     _id("matter_group"),
-    _id("community_id"),
-    _id("grid_id"),
-    _id("micro_grid_id"),
+    # Unbounded: the contract does not bound a jurisdiction's area ids (migration 0002).
+    Column("community_id", String),
+    Column("grid_id", String),
+    Column("micro_grid_id", String),
     Column("level", String(32)),
     Column("reached_department", Boolean, nullable=False, server_default="0"),
     _id("lead_unit_id"),

@@ -27,7 +27,9 @@ async def load_histories(client: NatsClient, count: int, events_each: int = 8) -
         first = reported()
         version = (await store.append(first, msg_id=first.event_id, expected_version=0)).sequence
         more = [accepted(first.incident_id) for _ in range(events_each - 1)]
-        await store.append_all(more, msg_id_prefix=first.event_id, expected_version=version)
+        await store.append_decision(
+            more, cause=first.event_id, fingerprint="", expected_version=version
+        )
         incident_ids.append(first.incident_id)
     with Stopwatch() as watch:
         for incident_id in incident_ids:

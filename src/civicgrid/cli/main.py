@@ -8,7 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from civicgrid.cli.credentials import load_existing
+from civicgrid.cli import running
+from civicgrid.cli.credentials import FILE_NAME, load_existing
+from civicgrid.cli.dlq import REPLAY_HELP
+from civicgrid.cli.dlq import main as dlq_main
 from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
 
 
@@ -47,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CIVICGRID_HTTP_HOST", "127.0.0.1"),
         help="address the services' HTTP listens on [CIVICGRID_HTTP_HOST]",
     )
+    up.add_argument(
+        "--instances",
+        type=int,
+        choices=range(1, 10),
+        metavar="N",
+        default=int(env("CIVICGRID_INSTANCES", "1")),
+        help="processes per service, each on its service's port + 100 * (n - 1), as replicas"
+        " would run in a cluster [CIVICGRID_INSTANCES; default 1]",
+    )
 
     provision = commands.add_parser(
         "provision",
@@ -75,8 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CIVICGRID_NATS_URL"),
         help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
     )
-    policy.add_argument("--data-dir", default=env("CIVICGRID_DATA_DIR", "data"))
-    policy.add_argument("--nats-port", type=int, default=int(env("CIVICGRID_NATS_PORT", "4222")))
+    policy.add_argument(
+        "--data-dir",
+        default=env("CIVICGRID_DATA_DIR"),
+        help="the running `civicgrid up`'s data dir [CIVICGRID_DATA_DIR; default: the one"
+        " the running platform recorded, else ./data]",
+    )
+    policy.add_argument("--nats-port", type=int, default=None)
     policy.add_argument("--config", default=env("CIVICGRID_CONFIG"))
 
     reporting_url = env("CIVICGRID_REPORTING_URL", "http://127.0.0.1:8084")
@@ -95,17 +112,74 @@ def _parser() -> argparse.ArgumentParser:
         "--no-wait", action="store_true", help="start the rebuild and return at once"
     )
     reporting.add_argument("--timeout", type=float, default=3600.0)
+
+    identity = argparse.ArgumentParser(add_help=False)
+    identity.add_argument(
+        "--nats",
+        default=env("CIVICGRID_NATS_URL"),
+        help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
+    )
+    identity.add_argument(
+        "--data-dir",
+        default=env("CIVICGRID_DATA_DIR"),
+        help="the running `civicgrid up`'s data dir [CIVICGRID_DATA_DIR; default: the one"
+        " the running platform recorded, else ./data]",
+    )
+    identity.add_argument("--nats-port", type=int, default=None)
+    dlq = commands.add_parser(
+        "dlq", help="list, show and replay dead letters (what a service could not handle)"
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = dlq_commands.add_parser(
+        "list", parents=[identity], help="one line per dead letter, oldest first"
+    )
+    listing.add_argument("--service", help="only this service's letters")
+    show = dlq_commands.add_parser(
+        "show", parents=[identity], help="one letter in full, with its original message"
+    )
+    show.add_argument("sequence", type=int, help="the letter's DLQ sequence (from list)")
+    replay = dlq_commands.add_parser(
+        "replay",
+        parents=[identity],
+        help="have the consumer that gave up on a message handle it again",
+        description=REPLAY_HELP,
+    )
+    replay.add_argument("sequence", type=int, nargs="?", help="the letter's DLQ sequence")
+    replay.add_argument("--all", action="store_true", help="every letter (of --service)")
+    replay.add_argument("--service", help="with --all: only this service's letters")
     return parser
+
+
+def embedded_platform(data_dir: str | None, nats_port: int | None) -> tuple[Path, int]:
+    """The data dir and port of the embedded server: as given, else as the running platform
+    recorded them, else ./data and 4222; says how to point at it when nothing is there."""
+    found = running.recorded()
+    if data_dir is None and found is not None:
+        return found.data_dir, nats_port or found.nats_port
+    directory = Path(data_dir or "data")
+    port = nats_port or int(os.environ.get("CIVICGRID_NATS_PORT") or "4222")
+    if not (directory / FILE_NAME).exists():
+        raise SystemExit(
+            f"no running civicgrid found: {directory / FILE_NAME} does not exist and no running"
+            " `civicgrid up` recorded its data dir. Start it with `civicgrid up` (`make run`),"
+            " or pass the data dir it printed (`civicgrid is up  (data: DIR)`) with --data-dir"
+            " DIR (or CIVICGRID_DATA_DIR), or a NATS URL with --nats."
+        )
+    return directory, port
+
+
+def _admin_url(args: argparse.Namespace) -> str:
+    if args.nats is not None:
+        return str(args.nats)
+    # The embedded server's admin identity, as `civicgrid up` left it in the data dir.
+    data_dir, port = embedded_platform(args.data_dir, args.nats_port)
+    return load_existing(data_dir).url_for("admin", "127.0.0.1", port)
 
 
 def _policy(args: argparse.Namespace) -> int:
     from civicgrid.routing.policy import main as policy_main
 
-    url = args.nats
-    if url is None:
-        # The embedded server's admin identity, as `civicgrid up` left it in the data dir.
-        credentials = load_existing(Path(args.data_dir))
-        url = credentials.url_for("admin", "127.0.0.1", args.nats_port)
+    url = _admin_url(args)
     argv = [args.action, *([args.file] if args.file else []), "--nats", url]
     if args.config:
         argv += ["--config", args.config]
@@ -123,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
             http_host=args.host,
             ports=default_ports(),
             dev_api_key=os.environ.get("CIVICGRID_DEV_API_KEY"),
+            instances=args.instances,
         )
         raise SystemExit(asyncio.run(run_up(options)))
     if args.command == "report":
@@ -135,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(rebuild(args.url, not args.no_wait, args.timeout, sys.stdout))
     if args.command == "policy":
         raise SystemExit(_policy(args))
+    if args.command == "dlq":
+        raise SystemExit(dlq_main(args, _admin_url(args)))
     if args.command == "provision":
         asyncio.run(provision(args.nats, replicas=args.replicas))
         print(f"streams and buckets provisioned with {args.replicas} replica(s)")

@@ -11,13 +11,7 @@ from civicgrid.events.permissions import EXTERNAL_GRANT, SERVICE_GRANTS, Grant
 def _user(name: str, password: str, grant: Grant | None) -> str:
     entry: dict[str, object] = {"user": name, "password": password}
     if grant is not None:
-        permissions: dict[str, object] = {
-            "publish": {"allow": list(grant.publish)},
-            "subscribe": {"allow": list(grant.subscribe)},
-        }
-        if grant.allow_responses:
-            permissions["allow_responses"] = True
-        entry["permissions"] = permissions
+        entry["permissions"] = grant.as_nats_permissions()
     # nats-server's config format accepts JSON objects, which spares us quoting rules.
     return json.dumps(entry)
 

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from civicgrid.servicekit.orphans import die_with_parent
 MAX_BACKOFF_S = 30.0
 # A child that ran this long before dying counts as healthy: its next restart is immediate.
 HEALTHY_RUN_S = 60.0
-STOP_GRACE_S = 15.0
+# A service stops within about 4 s of SIGTERM on its own (civicgrid.servicekit.serving); past
+# this its process group is killed. All children get it at once, so this bounds the whole stop.
+STOP_GRACE_S = 5.0
 
 
 @dataclass
@@ -32,11 +35,14 @@ class Child:
 @dataclass
 class Supervisor:
     children: list[Child]
-    on_event: EventPrinter
+    on_event: Callable[[str], None]
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start_all(self) -> None:
         for child in self.children:
+            # A stop requested half way spawns no more (and stops those already spawned).
+            if self.stopping:
+                return
             await self._spawn(child)
 
     async def run_until_stopped(self) -> None:
@@ -53,6 +59,16 @@ class Supervisor:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    async def stopped(self) -> None:
+        """Returns once a stop has been requested."""
+        await self._stopping.wait()
+
+    async def stopped_within(self, seconds: float) -> bool:
+        """Waits up to ``seconds`` for a stop request; whether one came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        return self.stopping
 
     async def _spawn(self, child: Child) -> None:
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,13 +100,16 @@ class Supervisor:
             if ran_for > HEALTHY_RUN_S:
                 backoff = 1.0
             self.on_event(f"{child.name} exited with code {code}; restarting in {backoff:.0f}s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
-            if self._stopping.is_set():
+            if await self.stopped_within(backoff):
                 return
             backoff = min(backoff * 2, MAX_BACKOFF_S)
             child.restarts += 1
             await self._spawn(child)
+
+    async def stop_all(self) -> None:
+        """Stop every child that runs, for callers that never ran ``run_until_stopped``."""
+        self.request_stop()
+        await self._terminate_all()
 
     async def _terminate_all(self) -> None:
         running = [c for c in self.children if c.process and c.process.returncode is None]
@@ -98,15 +117,17 @@ class Supervisor:
             assert child.process is not None
             with contextlib.suppress(ProcessLookupError):
                 child.process.send_signal(signal.SIGTERM)
-        for child in running:
-            assert child.process is not None
-            try:
-                await asyncio.wait_for(child.process.wait(), timeout=STOP_GRACE_S)
-            except TimeoutError:
-                self.on_event(f"{child.name} did not stop in {STOP_GRACE_S}s; killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.process.pid, signal.SIGKILL)
-                await child.process.wait()
+        await asyncio.gather(*(self._await_exit(child) for child in running))
+
+    async def _await_exit(self, child: Child) -> None:
+        assert child.process is not None
+        try:
+            await asyncio.wait_for(child.process.wait(), timeout=STOP_GRACE_S)
+        except TimeoutError:
+            self.on_event(f"{child.name} did not stop in {STOP_GRACE_S:.0f}s; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            await child.process.wait()
 
 
 class EventPrinter:

@@ -7,22 +7,53 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import nats
 
 from civicgrid.city import CityConfigError, default_config_dir, load_city
+from civicgrid.cli import running
 from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
-from civicgrid.cli.supervisor import Child, EventPrinter, Supervisor
+from civicgrid.cli.supervisor import HEALTHY_RUN_S, Child, EventPrinter, Supervisor
 from civicgrid.events.ownership import SERVICES
 from civicgrid.events.streams import ensure_streams
-from civicgrid.servicekit.natsserver import EmbeddedNats
+from civicgrid.servicekit.natsserver import EmbeddedNats, NatsServerError
 from civicgrid.servicekit.settings import DEFAULT_PORTS, ServiceSettings
 
 READY_DEADLINE_S = 90.0
+NATS_RESTART_FIRST_BACKOFF_S = 1.0
+NATS_RESTART_MAX_BACKOFF_S = 30.0
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """A stop (Ctrl-C, SIGTERM) was requested while a start-up step ran; the step was abandoned."""
+
+
+async def unless_stopped(step: Awaitable[T], supervisor: Supervisor) -> T:
+    """Run one start-up step, cancelling it as soon as a stop is requested: Ctrl-C works at any
+    moment of a start-up, however long a step would take."""
+    task = asyncio.ensure_future(step)
+    stop = asyncio.create_task(supervisor.stopped())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise Stopped
+    return task.result()
+
+
+INSTANCE_PORT_STEP = 100
 
 
 @dataclass(frozen=True)
@@ -34,6 +65,20 @@ class UpOptions:
     http_host: str
     ports: dict[str, int]
     dev_api_key: str | None
+    # Processes per service: instance n (from 1) serves HTTP on the service's port + 100 * (n - 1).
+    instances: int = 1
+
+    def processes(self) -> dict[str, tuple[str, int, int]]:
+        """Process name -> (service, instance number, HTTP port), e.g. "routing-2"."""
+        return {
+            (service if n == 1 else f"{service}-{n}"): (
+                service,
+                n,
+                self.ports[service] + INSTANCE_PORT_STEP * (n - 1),
+            )
+            for service in SERVICES
+            for n in range(1, self.instances + 1)
+        }
 
 
 async def provision(url: str, replicas: int = 1) -> None:
@@ -44,15 +89,23 @@ async def provision(url: str, replicas: int = 1) -> None:
         await client.drain()
 
 
-def service_env(options: UpOptions, service: str, nats_url: str, api_key: str) -> dict[str, str]:
+def service_env(
+    options: UpOptions,
+    service: str,
+    nats_url: str,
+    api_key: str,
+    *,
+    instance: int = 1,
+    port: int | None = None,
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "CIVICGRID_NATS_URL": nats_url,
             "CIVICGRID_HTTP_HOST": options.http_host,
-            f"CIVICGRID_{service.upper()}_PORT": str(options.ports[service]),
+            f"CIVICGRID_{service.upper()}_PORT": str(port or options.ports[service]),
             "CIVICGRID_DEV_API_KEY": api_key,
-            "CIVICGRID_INSTANCE": f"{service}-1",
+            "CIVICGRID_INSTANCE": f"{service}-{instance}",
             # Reporting keeps its SQLite read model here unless CIVICGRID_REPORTING_DB says else.
             "CIVICGRID_DATA_DIR": str(options.data_dir),
             "PYTHONUNBUFFERED": "1",
@@ -94,6 +147,7 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
         f"  sla        http://{host}:{options.ports['sla']}",
         f"  reporting  http://{host}:{options.ports['reporting']}",
         "  every service: /healthz /readyz /metrics",
+        *([_instances_line(options.instances)] if options.instances > 1 else []),
         f"  logs       {options.data_dir / 'logs'}",
     ]
     if credentials is not None:
@@ -103,19 +157,66 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
     return "\n".join(lines)
 
 
+def _instances_line(instances: int) -> str:
+    step = INSTANCE_PORT_STEP
+    return f"  {instances} instances of each service: instance n on its port + {step} * (n - 1)"
+
+
 async def keep_nats_running(server: EmbeddedNats, supervisor: Supervisor, log_file: Path) -> None:
-    """Restart the embedded nats-server if it dies; the services reconnect on their own."""
-    while True:
+    """Restart the embedded nats-server if it dies; the services reconnect on their own.
+
+    After a healthy run the restart is immediate. A restart that fails (the port taken, the
+    store unreadable), or a server that dies again soon, is said and retried with back-off
+    until it works or a stop is requested.
+    """
+    backoff = NATS_RESTART_FIRST_BACKOFF_S
+    while not supervisor.stopping:
         process = server.process
         assert process is not None
+        running_since = time.monotonic()
         code = await asyncio.to_thread(process.wait)
         if supervisor.stopping:
             return
-        supervisor.on_event(f"nats-server exited with code {code}; restarting it")
-        # On the main thread, not a worker: the kernel ties the child's death signal to the
-        # thread that forked it.
-        server.start(log_file=log_file, die_with_parent=True)
-        supervisor.on_event("nats-server restarted")
+        if time.monotonic() - running_since > HEALTHY_RUN_S:
+            backoff = NATS_RESTART_FIRST_BACKOFF_S
+            supervisor.on_event(f"nats-server exited with code {code}; restarting it")
+        else:
+            supervisor.on_event(
+                f"nats-server exited with code {code} soon after starting;"
+                f" restarting it in {backoff:.0f}s"
+            )
+            if await supervisor.stopped_within(backoff):
+                return
+            backoff = min(backoff * 2, NATS_RESTART_MAX_BACKOFF_S)
+        while True:
+            try:
+                # On the main thread (the loop's), not a worker: the kernel ties the child's
+                # death signal to the thread that forked it.
+                await unless_stopped(
+                    server.start_async(log_file=log_file, die_with_parent=True), supervisor
+                )
+            except Stopped:
+                return
+            except (NatsServerError, OSError) as exc:
+                await asyncio.to_thread(server.stop)
+                supervisor.on_event(
+                    f"nats-server restart failed: {exc}; retrying in {backoff:.0f}s"
+                    f" (log: {log_file})"
+                )
+                if await supervisor.stopped_within(backoff):
+                    return
+                backoff = min(backoff * 2, NATS_RESTART_MAX_BACKOFF_S)
+                continue
+            supervisor.on_event("nats-server restarted")
+            break
+
+
+def _say_if_crashed(say: EventPrinter, what: str) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            say(f"{what} failed: {task.exception()!r}")
+
+    return done
 
 
 def check_city(config_dir: Path | None) -> str | None:
@@ -145,8 +246,6 @@ async def run_up(options: UpOptions) -> int:
             port=options.nats_port,
             config_text=authorization_block(credentials),
         )
-        say(f"starting nats-server on 127.0.0.1:{options.nats_port}")
-        server.start(log_file=nats_log, die_with_parent=True)
         admin_url = credentials.url_for("admin", "127.0.0.1", options.nats_port)
         urls = {s: credentials.url_for(s, "127.0.0.1", options.nats_port) for s in SERVICES}
         nats_shown = f"nats://127.0.0.1:{options.nats_port} (JetStream, {options.data_dir})"
@@ -157,43 +256,69 @@ async def run_up(options: UpOptions) -> int:
         nats_shown = options.nats_url.split("@")[-1]
         api_key = options.dev_api_key or ""
 
+    processes = options.processes()
+    children = [
+        Child(
+            name=name,
+            argv=[sys.executable, "-m", f"civicgrid.{service}"],
+            env=service_env(options, service, urls[service], api_key, instance=number, port=port),
+            log_path=options.data_dir / "logs" / f"{name}.log",
+        )
+        for name, (service, number, port) in processes.items()
+    ]
+    supervisor = Supervisor(children, say)
+    # Before anything starts: Ctrl-C stops whatever step the start-up is in.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.request_stop)
+    watching: asyncio.Task[None] | None = None
+    nats_keeper: asyncio.Task[None] | None = None
     try:
-        await provision(admin_url)
-        children = [
-            Child(
-                name=service,
-                argv=[sys.executable, "-m", f"civicgrid.{service}"],
-                env=service_env(options, service, urls[service], api_key),
-                log_path=options.data_dir / "logs" / f"{service}.log",
+        if server is not None:
+            say(f"starting nats-server on 127.0.0.1:{options.nats_port}")
+            await unless_stopped(
+                server.start_async(log_file=nats_log, die_with_parent=True), supervisor
             )
-            for service in SERVICES
-        ]
-        supervisor = Supervisor(children, say)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, supervisor.request_stop)
+            running.record(options.data_dir, options.nats_port)  # for `civicgrid policy`
+            nats_keeper = asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
+            nats_keeper.add_done_callback(_say_if_crashed(say, "watching nats-server"))
+        await unless_stopped(provision(admin_url), supervisor)
         await supervisor.start_all()
         watching = asyncio.create_task(supervisor.run_until_stopped())
-        nats_keeper = (
-            asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
-            if server is not None
-            else None
+        ready = await unless_stopped(
+            wait_ready(
+                options.http_host,
+                {name: port for name, (_, _, port) in processes.items()},
+                READY_DEADLINE_S,
+            ),
+            supervisor,
         )
-        ready = await wait_ready(options.http_host, options.ports, READY_DEADLINE_S)
         not_ready = {service: state for service, state in ready.items() if state != "ready"}
         if not_ready and not watching.done():
             say(f"not ready after {READY_DEADLINE_S:.0f}s: {not_ready} (see the logs)")
         elif not watching.done():
             print(banner(options, nats_shown, credentials), flush=True)
         await watching
+    except Stopped:
+        pass
+    finally:
+        say("stopping")
+        if watching is not None:
+            supervisor.request_stop()
+            await watching
+        else:
+            await supervisor.stop_all()
         say("services stopped")
         if nats_keeper is not None:
             nats_keeper.cancel()
-        return 0
-    finally:
+            await asyncio.gather(nats_keeper, return_exceptions=True)
         if server is not None:
-            server.stop()
+            await asyncio.to_thread(server.stop)
+            running.forget()
             say("nats-server stopped")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    return 0
 
 
 def default_ports() -> dict[str, int]:

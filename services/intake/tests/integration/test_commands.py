@@ -10,6 +10,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from civicgrid.events.store import EventStore
+from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.testing import (
     COMMAND_CENTRE,
     DEPARTMENT,
@@ -184,9 +185,15 @@ async def test_merge_closes_one_incident_into_another(
     await incident.refused("merge", {**LEAD, "into_incident_id": target}, "only the command centre")
     await incident.refused("merge", {**CENTRE, "into_incident_id": incident.incident_id}, "itself")
     receipt = await incident.ok("merge", body)
-    assert receipt["events"] == ["merged", "closed"]
+    assert receipt["events"] == ["merged"]
     merged = (await store.load(target)).events[-1].event
     assert merged.event_type == "merged" and merged.from_incident_id == incident.incident_id  # type: ignore[attr-defined]
+
+    async def source_closed() -> bool:
+        last = (await store.load(incident.incident_id)).events[-1].event
+        return last.event_type == "closed"
+
+    await eventually(source_closed, what="the source closed by intake's reaction")
     await incident.refused("merge", body, "was merged into")
     await incident.refused("reopen", {"reason": "again"}, f"merged into {target}")
     source = (await http.get(f"/open311/v2/requests/{incident.incident_id}.json")).json()[0]

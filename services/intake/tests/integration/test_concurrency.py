@@ -64,8 +64,8 @@ class RacingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def load(self, incident_id: str) -> History:
-        history = await self._store.load(incident_id)
+    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
+        history = await self._store.load(incident_id, at_least=at_least)
         if self._rival is not None:
             rival, self._rival = self._rival, None
             await rival()
@@ -79,6 +79,7 @@ def racing(intake: IntakeApp, store: EventStore, rival: Any) -> Intake:
         intake.index,
         intake.intake.catalogue,
         intake.intake.metrics,
+        intake.intake.claims,
     )
 
 

@@ -40,8 +40,8 @@ def test_the_asyncapi_document_has_a_typed_payload_and_reply_for_every_subject()
     assert set(schemas["VideoDetectionReport"]["required"]) >= {"camera_id", "confidence"}
     assert "incident_id" in schemas["AcceptRequest"]["required"]
     assert schemas["IntakeReply"]["properties"]["error"]
-    requests = [op for op in document["operations"].values() if op["action"] == "receive"]
-    assert len(requests) == 19 and all("reply" in operation for operation in requests)
+    requests = [op for op in document["operations"].values() if "reply" in op]
+    assert len(requests) == 19 and all(op["action"] == "receive" for op in requests)
     assert document["channels"]["incident.merged"]["address"] == "incident.{incident_id}.merged"
 
 
@@ -50,8 +50,21 @@ async def test_the_openapi_document_lists_both_faces(http: httpx.AsyncClient) ->
     assert "/api/v1/reports" in paths and "/api/v1/incidents/{incident_id}" in paths
     for command in COMMANDS:
         assert f"/api/v1/incidents/{{incident_id}}/{command}" in paths
-    for path in ("services.json", "requests.json", "servicerequestupdates.json"):
-        assert f"/open311/v2/{path}" in paths
+    for path in ("services", "requests", "servicerequestupdates"):
+        assert f"/open311/v2/{path}.{{format}}" in paths
+    assert "/open311/discovery.{format}" in paths
+    post = paths["/open311/v2/requests.{format}"]["post"]
+    body = post["requestBody"]["content"]
+    assert set(body) == {"application/x-www-form-urlencoded", "application/json"}
+    assert "service_code" in body["application/x-www-form-urlencoded"]["schema"]["required"]
+    assert {"200", "201", "400", "403", "404", "409", "413", "429", "503"} <= set(post["responses"])
+    assert "422" not in post["responses"]  # Open311 answers bad input with 400
+    error = post["responses"]["400"]["content"]
+    assert set(error) == {"application/json", "text/xml"}
+    native = paths["/api/v1/reports"]["post"]["responses"]
+    assert native["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
 
 
 async def test_ready_only_once_the_replay_reached_the_end_of_the_stream(

@@ -10,6 +10,7 @@ import httpx
 from nats.js import JetStreamContext
 
 from civicgrid.events.store import EventStore
+from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp
 from civicgrid.intake.catalogue import InMemoryCatalogue, Matter
 from civicgrid.intake.handlers import Intake
@@ -118,8 +119,12 @@ async def test_an_incident_merged_by_the_command_centre_counts_as_a_duplicate(
         json={"unit": {"kind": "command_centre", "id": "cc"}, "into_incident_id": first},
     )
     assert merged.status_code == 200, merged.text
-    request = (await http.get(f"/open311/v2/requests/{second}.json")).json()[0]
-    assert request["status"] == "closed"
+
+    async def closed_by_the_reaction() -> dict[str, Any] | None:
+        shown = (await http.get(f"/open311/v2/requests/{second}.json")).json()[0]
+        return shown if shown["status"] == "closed" else None
+
+    request = await eventually(closed_by_the_reaction, what="the merged source closed")
     assert request["status_notes"] == f"Duplicate request: merged into {first}."
     target = (await http.get(f"/api/v1/incidents/{first}")).json()["state"]
     assert target["merged_reports"] == 1
@@ -196,7 +201,11 @@ async def test_another_replica_recognises_a_retry_from_the_store_alone(
     body = citizen_report(NEVER_MERGES, lon, lat, external_ref="app-4242")
     first = (await report(http, body)).json()["incident_id"]
     forgetful = Intake(
-        intake.intake.store, IncidentIndex(), intake.intake.catalogue, intake.intake.metrics
+        intake.intake.store,
+        IncidentIndex(),
+        intake.intake.catalogue,
+        intake.intake.metrics,
+        intake.intake.claims,
     )
     before = await stream_messages(js)
     outcome = await forgetful.report(

@@ -9,6 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from civicgrid.city.datum import wgs84_to_gcj02
 from civicgrid.events.store import EventStore
 from civicgrid.intake.testing import (
     DEV_KEY,
@@ -122,3 +123,19 @@ async def test_commands_over_nats_apply_or_are_refused_with_the_reason(
     assert unknown["error"]["status"] == 404
     no_id = await ask(nc, "intake.command.accept", {"unit": accept["unit"]})
     assert no_id["error"]["errors"][0]["field"] == "incident_id"
+
+
+async def test_a_report_over_nats_that_declares_gcj02_is_stored_in_wgs84(
+    nc: NatsClient, store: EventStore
+) -> None:
+    alarm = sensor_alarm()
+    lon, lat = alarm["location"]["lon"], alarm["location"]["lat"]
+    gcj_lon, gcj_lat = wgs84_to_gcj02(lon, lat)
+    alarm["location"] = {"lon": gcj_lon, "lat": gcj_lat}
+    reply = await ask(nc, "intake.report.iot_sensor", {**alarm, "crs": "GCJ-02"})
+    assert reply["ok"] is True, reply
+    stored = (await store.load(reply["incident_id"])).events[0].event.report  # type: ignore[attr-defined]
+    assert (stored.location.lon, stored.location.lat) == pytest.approx((lon, lat), abs=1e-8)
+    refused = await ask(nc, "intake.report.iot_sensor", {**alarm, "crs": "BD-09"})
+    assert refused["ok"] is False
+    assert refused["error"]["errors"][0]["field"] == "crs"

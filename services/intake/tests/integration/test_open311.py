@@ -178,7 +178,12 @@ async def test_a_post_without_what_the_spec_requires_is_refused(
     cases = [
         ({**form(POTHOLE.code), "service_code": ""}, 400, "service_code"),
         (form("roads.no-such-thing"), 404, "service_code"),
-        ({**form(NEVER_MERGES.code), "lat": "", "address_string": "1 Main St"}, 400, "geocode"),
+        (
+            {**form(NEVER_MERGES.code), "lat": "", "long": "", "address_string": "1 Main St"},
+            400,
+            "gazetteer",
+        ),
+        ({**form(NEVER_MERGES.code), "long": ""}, 400, "long: is required"),
         (form(NEVER_MERGES.code, lat="95"), 400, "lat"),
         (form(NEVER_MERGES.code, lat="27.0", long="120.0"), 400, "outside the city"),
         (form(POTHOLE.code), 400, "lane"),

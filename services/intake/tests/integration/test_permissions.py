@@ -40,13 +40,7 @@ EARLIER_EVENTS = 3000
 def user(name: str, grant: Grant | None) -> str:
     entry: dict[str, object] = {"user": name, "password": f"{name}-password"}
     if grant is not None:
-        permissions: dict[str, object] = {
-            "publish": {"allow": list(grant.publish)},
-            "subscribe": {"allow": list(grant.subscribe)},
-        }
-        if grant.allow_responses:
-            permissions["allow_responses"] = True
-        entry["permissions"] = permissions
+        entry["permissions"] = grant.as_nats_permissions()
     return json.dumps(entry)
 
 
@@ -59,7 +53,7 @@ async def guarded(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedNats, NatsClien
         port=free_port(),
         config_text="authorization {\n users: [\n" + ",\n".join(users) + "\n ]\n}\n",
     )
-    server.start(log_file=tmp_path / "nats.log")
+    await server.start_async(log_file=tmp_path / "nats.log")
     admin = await nats.connect(f"nats://admin:admin-password@127.0.0.1:{server.port}")
     await ensure_streams(admin.jetstream())
     try:

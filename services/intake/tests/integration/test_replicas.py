@@ -106,3 +106,20 @@ async def test_conflicting_commands_on_two_replicas_exactly_one_wins(
         second.post(f"/api/v1/incidents/{incident_id}/accept", json=unit),
     )
     assert sorted(r.status_code for r in responses) == [200, 409]
+
+
+async def test_one_problem_reported_to_both_replicas_at_once_opens_one_incident(
+    http: httpx.AsyncClient, second: httpx.AsyncClient, catalogue: InMemoryCatalogue
+) -> None:
+    """Ten trials of two near-identical reports at the same instant, one to each replica."""
+    for _ in range(10):
+        matter = fresh_matter(catalogue)
+        lon, lat = next_place()
+        responses = await asyncio.gather(
+            http.post("/api/v1/reports", json=body(matter.code, lon, lat)),
+            second.post("/api/v1/reports", json=body(matter.code, *north_of(lon, lat, 20))),
+        )
+        assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
+        outcomes = sorted(r.json()["outcome"] for r in responses)
+        assert outcomes == ["created", "merged"], outcomes
+        assert responses[0].json()["incident_id"] == responses[1].json()["incident_id"]

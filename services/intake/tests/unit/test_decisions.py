@@ -11,6 +11,7 @@ from civicgrid.events.incident_events import (
     Assigned,
     HandlingLevel,
     Jurisdiction,
+    Merged,
     ReturnReason,
     SlaClockStarted,
     SlaClockStopped,
@@ -31,7 +32,13 @@ from civicgrid.intake.domain.commands import (
     Return,
     Suspend,
 )
-from civicgrid.intake.domain.decisions import CommandRejected, Context, decide, decide_merge
+from civicgrid.intake.domain.decisions import (
+    CommandRejected,
+    Context,
+    close_merged_source,
+    decide,
+    decide_merge,
+)
 from civicgrid.intake.domain.state import IncidentState, Stage, apply, fold
 from civicgrid.intake.testing import COMMAND_CENTRE, DEPARTMENT, GRID, OTHER_GRID
 
@@ -255,13 +262,16 @@ def test_only_the_command_centre_reassigns_and_not_after_resolution() -> None:
 def test_a_merge_closes_the_source_and_joins_its_report_to_the_target() -> None:
     source = new_incident("SRC")
     target = assigned(incident_id="TGT")
-    decision = decide_merge(
+    (merged,) = decide_merge(
         source, target, Merge(unit=COMMAND_CENTRE, into_incident_id="TGT"), context()
     )
-    closed, merged = decision.into_source[0], decision.into_target[0]
+    assert isinstance(merged, Merged) and merged.from_incident_id == "SRC"
+    assert "SRC" in apply(target, merged).merged_from
+    (closed,) = close_merged_source(source, merged)
     assert closed.event_type == "closed" and closed.merged_into == "TGT"  # type: ignore[attr-defined]
-    assert merged.event_type == "merged" and merged.from_incident_id == "SRC"  # type: ignore[attr-defined]
+    assert closed.causation_id == merged.event_id
     after = apply(source, closed)
+    assert close_merged_source(after, merged) == []
     assert after.stage is Stage.CLOSED and after.merged_into == "TGT"
     assert "merged into TGT" in refused(after, Reopen(reason="again"))
 

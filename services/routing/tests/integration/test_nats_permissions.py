@@ -31,10 +31,7 @@ def authorization() -> str:
     routing = {
         "user": "routing",
         "password": PASSWORDS["routing"],
-        "permissions": {
-            "publish": {"allow": list(grant.publish)},
-            "subscribe": {"allow": list(grant.subscribe)},
-        },
+        "permissions": grant.as_nats_permissions(),
     }
     admin = {"user": "admin", "password": PASSWORDS["admin"]}
     return f"authorization {{\n  users: [{json.dumps(admin)}, {json.dumps(routing)}]\n}}\n"

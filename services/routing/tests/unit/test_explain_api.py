@@ -115,3 +115,23 @@ async def test_an_unknown_policy_version_is_a_404(client: httpx.AsyncClient) -> 
     )
     assert response.status_code == 404
     assert response.json()["detail"] == "no routing policy version 9"
+
+
+class UnreachablePolicies:
+    async def current(self) -> RoutingPolicy:
+        raise TimeoutError("nats: timeout")
+
+    async def version(self, number: int) -> RoutingPolicy:
+        raise TimeoutError("nats: timeout")
+
+
+async def test_an_unreachable_policy_store_is_a_503_that_says_retry() -> None:
+    app = FastAPI()
+    install_explain(app, FakeCity(), UnreachablePolicies())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as client:
+        response = await client.get(
+            "/api/v1/explain", params={"lon": 120.505, "lat": 27.505, "category": STREET_VENDING}
+        )
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the routing policy cannot be read now; retry"}

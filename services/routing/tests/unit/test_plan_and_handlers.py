@@ -10,8 +10,8 @@ from civicgrid.routing.domain import RoutingPolicy, plan_routing
 from civicgrid.routing.handlers import (
     RoutingPorts,
     bring_routing_up_to_date,
+    cause_of,
     handle,
-    msg_id_for,
 )
 from civicgrid.routing.metrics import RoutingMetrics
 from civicgrid.routing.testing import (
@@ -93,7 +93,8 @@ async def test_the_handler_appends_with_the_causing_event_as_message_id_and_caus
 
     [assigned] = assignments_in(store)
     assert assigned.causation_id == report.event_id
-    assert store.stored[-1][0] == f"routing:{report.event_id}" == msg_id_for(assigned)
+    assert cause_of(report).key == f"routing:{report.event_id}"
+    assert store.stored[-1][0] == f"routing:{report.event_id}:{report.incident_id}:0"
 
 
 async def test_a_redelivered_trigger_writes_nothing_new() -> None:

@@ -34,7 +34,7 @@ class City(BaseModel):
 
     config_dir: Path
     coordinate_system: str | None
-    """Datum of all coordinates, from city.geojson's metadata (e.g. "GCJ-02"); None if unstated."""
+    """Datum of all coordinates: always "WGS84" (the loader refuses any other)."""
     communities: tuple[Community, ...]
     grids: tuple[Grid, ...]
     micro_grids: tuple[MicroGrid, ...]

@@ -61,6 +61,9 @@ class _Feature:
         return f"features[{self.index}] (id {self.props.id!r})"
 
 
+WGS84_NAMES = frozenset({"WGS84", "EPSG:4326", "urn:ogc:def:crs:OGC:1.3:CRS84"})
+
+
 def read_city_geojson(path: Path) -> CityAreas:
     document = _read_json(path)
     problems: list[Problem] = []
@@ -72,11 +75,19 @@ def read_city_geojson(path: Path) -> CityAreas:
     by_id = _index_by_id(features, complain)
     _check_nesting(features, by_id, unreadable, complain)
     _check_geometry(features, by_id, complain)
-    if problems:
-        raise CityConfigError(problems)
     metadata = document.get("metadata")
     crs = metadata.get("coordinate_system") if isinstance(metadata, dict) else None
-    return _build(features, crs if isinstance(crs, str) else None)
+    if crs is not None and crs not in WGS84_NAMES:
+        # RFC 7946: GeoJSON is WGS84. Every service stores and serves WGS84, so a city in
+        # another datum would put every report hundreds of metres off.
+        complain(
+            "metadata.coordinate_system",
+            f"must be WGS84 (RFC 7946), not {crs!r}: convert the coordinates when generating"
+            " the city (tools/citygen converts GCJ-02)",
+        )
+    if problems:
+        raise CityConfigError(problems)
+    return _build(features, "WGS84")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

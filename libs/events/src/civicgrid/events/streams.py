@@ -18,6 +18,9 @@ INCIDENTS = "INCIDENTS"
 SLA_TIMERS = "SLA_TIMERS"
 DLQ = "DLQ"
 ROUTING_POLICY_BUCKET = "ROUTING_POLICY"
+INTAKE_DUPLICATES_BUCKET = "INTAKE_DUPLICATES"
+# Longer than any duplicate window plus the oldest report intake admits (7 days back).
+INTAKE_DUPLICATES_MAX_AGE_S = 9 * 24 * 3600.0
 
 # Long enough to cover any client's retry of one command; handlers stay idempotent beyond it.
 DUPLICATE_WINDOW_S = 10 * 60.0
@@ -34,6 +37,8 @@ def incidents_stream(replicas: int = 1) -> StreamConfig:
         duplicate_window=DUPLICATE_WINDOW_S,
         discard=DiscardPolicy.OLD,
         allow_direct=True,
+        # A decision of several events is stored whole or not at all (ADR-50 atomic batch).
+        allow_atomic=True,
         deny_delete=True,
         deny_purge=True,
     )
@@ -53,7 +58,20 @@ def sla_timers_stream(replicas: int = 1) -> StreamConfig:
     )
 
 
+# Dead letters carry the original message byte for byte, and an incident event's original
+# holds the citizen's name and phone: the DLQ keeps them no longer than this, nor beyond its
+# size limit (the oldest letters go first). A replay request carries a copy of its letter, which
+# is kept as long again from the replay.
+DLQ_MAX_AGE_S = 30 * 24 * 3600.0
+DLQ_MAX_BYTES = 1024**3
+
+
 def dlq_stream(replicas: int = 1) -> StreamConfig:
+    """Dead letters (``dlq.<service>``) and replay requests (``dlq.redrive.<service>.<durable>``).
+
+    Personal data in a letter's copied original is gone from the DLQ after ``DLQ_MAX_AGE_S``
+    (30 days) at the latest: limits retention, discard old.
+    """
     return StreamConfig(
         name=DLQ,
         description="Messages a service could not handle, with the reason: dlq.<service>",
@@ -61,6 +79,10 @@ def dlq_stream(replicas: int = 1) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=replicas,
+        max_age=DLQ_MAX_AGE_S,
+        max_bytes=DLQ_MAX_BYTES,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_S,
     )
 
 
@@ -78,6 +100,19 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             await js.add_stream(config)
         else:
             await js.update_stream(config)
+    try:
+        await js.key_value(INTAKE_DUPLICATES_BUCKET)
+    except BucketNotFoundError:
+        await js.create_key_value(
+            KeyValueConfig(
+                bucket=INTAKE_DUPLICATES_BUCKET,
+                description="Duplicate-report claims per matter and time bucket (intake)",
+                history=1,
+                ttl=INTAKE_DUPLICATES_MAX_AGE_S,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )
     try:
         await js.key_value(ROUTING_POLICY_BUCKET)
     except BucketNotFoundError:

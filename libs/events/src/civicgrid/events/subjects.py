@@ -52,6 +52,11 @@ def dlq(service: str) -> str:
     return f"{DLQ_PREFIX}.{_token(service, 'service')}"
 
 
+def dlq_redrive(service: str, durable: str) -> str:
+    """Where a replay asks one consumer of a service to handle a dead letter's original again."""
+    return f"{DLQ_PREFIX}.redrive.{_token(service, 'service')}.{_token(durable, 'durable')}"
+
+
 def sla_timer(incident_id: str, clock: str, stage: str) -> str:
     return (
         f"{SLA_TIMER_PREFIX}.{_token(incident_id, 'incident id')}"

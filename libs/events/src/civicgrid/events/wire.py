@@ -14,6 +14,13 @@ MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 CORRELATION_ID = "civicgrid-correlation-id"
+# What caused an append (a command's key, or a reaction's handler and event) and a fingerprint
+# of what that cause asked for: the same key asking for something else is refused, not dropped.
+CAUSE = "civicgrid-cause"
+FINGERPRINT = "civicgrid-fingerprint"
+BATCH_ID = "Nats-Batch-Id"
+BATCH_SEQUENCE = "Nats-Batch-Sequence"
+BATCH_COMMIT = "Nats-Batch-Commit"
 
 
 def event_subject(event: IncidentEvent) -> str:

@@ -6,6 +6,8 @@ exercise the same server, configuration and permissions as the platform.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -42,19 +44,60 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PORT_POLL_INTERVAL_S = 0.02
+# A NATS server greets every connection with an INFO line at once. Waiting for it tells our
+# server from anything else listening on the port (a leftover process, another program).
+GREETING = b"INFO "
+GREETING_TIMEOUT_S = 1.0
+
+
 def wait_for_port(
     host: str, port: int, deadline_s: float, process: subprocess.Popen[bytes]
 ) -> None:
+    """Until a NATS server answers on ``host:port`` while ``process`` lives, blocking."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise NatsServerError(f"nats-server exited with code {process.returncode}")
         try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
+            with socket.create_connection((host, port), timeout=0.2) as conn:
+                conn.settimeout(GREETING_TIMEOUT_S)
+                if conn.recv(len(GREETING)) == GREETING:
+                    return
         except OSError:
-            time.sleep(0.02)
+            pass
+        time.sleep(PORT_POLL_INTERVAL_S)
     raise NatsServerError(f"nats-server did not listen on {host}:{port} within {deadline_s}s")
+
+
+async def wait_for_port_async(
+    host: str, port: int, deadline_s: float, process: subprocess.Popen[bytes]
+) -> None:
+    """``wait_for_port`` for an event loop: it yields between attempts and can be cancelled."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NatsServerError(f"nats-server exited with code {process.returncode}")
+        if await _greets(host, port):
+            return
+        await asyncio.sleep(PORT_POLL_INTERVAL_S)
+    raise NatsServerError(f"nats-server did not listen on {host}:{port} within {deadline_s}s")
+
+
+async def _greets(host: str, port: int) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=0.2)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        greeting = await asyncio.wait_for(reader.read(len(GREETING)), GREETING_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return greeting == GREETING
 
 
 @dataclass
@@ -96,21 +139,48 @@ class EmbeddedNats:
         deadline_s: float = 15.0,
         die_with_parent: bool = False,
     ) -> None:
+        """Start and wait until it listens, blocking: for synchronous callers (test fixtures).
+        In an event loop use ``start_async``."""
+        process = self.launch(log_file=log_file, die_with_parent=die_with_parent)
+        wait_for_port(self.host, self.port, deadline_s, process)
+
+    async def start_async(
+        self,
+        *,
+        log_file: Path | None = None,
+        deadline_s: float = 15.0,
+        die_with_parent: bool = False,
+    ) -> None:
+        """Start and wait until it listens without blocking the loop; cancelling the wait
+        leaves ``process`` set, so ``stop`` still ends it."""
+        process = self.launch(log_file=log_file, die_with_parent=die_with_parent)
+        await wait_for_port_async(self.host, self.port, deadline_s, process)
+
+    def launch(
+        self, *, log_file: Path | None = None, die_with_parent: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Spawn the process and return at once. Call it on the main thread when
+        ``die_with_parent``: the kernel ties the death signal to the thread that forks."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_file().write_text(self.render_config())
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)
-        output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [str(nats_server_binary()), "-c", str(self.config_file())],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            # Its own process group: Ctrl-C reaches the supervisor, which stops it in order.
-            start_new_session=True,
-            env={**os.environ},
-            preexec_fn=orphans.die_with_parent() if die_with_parent else None,
-        )
-        wait_for_port(self.host, self.port, deadline_s, self.process)
+        output = open(log_file, "ab") if log_file else None  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [str(nats_server_binary()), "-c", str(self.config_file())],
+                stdout=output if output is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                # Its own process group: Ctrl-C reaches the supervisor, which stops it in order.
+                start_new_session=True,
+                env={**os.environ},
+                preexec_fn=orphans.die_with_parent() if die_with_parent else None,
+            )
+        finally:
+            # The child has its own copy of the descriptor.
+            if output is not None:
+                output.close()
+        return self.process
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

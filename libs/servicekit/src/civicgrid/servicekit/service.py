@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
-import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.js import JetStreamContext
@@ -26,11 +26,13 @@ from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
     EventConsumer,
-    EventHandler,
+    Handler,
 )
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
+from civicgrid.events.redrive import redrive_spec
 from civicgrid.events.store import EventStore
+from civicgrid.servicekit import serving
 from civicgrid.servicekit.logging import configure_logging
 from civicgrid.servicekit.settings import ServiceSettings
 
@@ -38,8 +40,6 @@ log = structlog.get_logger("civicgrid.service")
 
 Hook = Callable[[], Awaitable[None]]
 ReadinessCheck = Callable[[], Awaitable[str | None]]
-
-LAG_POLL_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -80,7 +80,14 @@ class Service:
             registry=self.registry,
         )
         self.dead_letters = DeadLetterPublisher(lambda: self.jetstream, self.settings.service)
-        self.http = FastAPI(title=self.title, lifespan=self._lifespan)
+        # /docs and /redoc load their assets from the service itself (fastapi-offline ships
+        # them): a city's operations network is often offline. No validator badge either:
+        # Swagger UI would fetch it from validator.swagger.io.
+        self.http = FastAPIOffline(
+            title=self.title,
+            lifespan=self._lifespan,
+            swagger_ui_parameters={"validatorUrl": None},
+        )
         self._add_operational_routes()
 
     @property
@@ -93,23 +100,34 @@ class Service:
             raise RuntimeError("the event store is available once the bus is connected")
         return self._store
 
-    def consume(self, spec: ConsumerSpec, handler: EventHandler) -> EventConsumer:
+    def consume(self, spec: ConsumerSpec, handler: Handler) -> EventConsumer:
         consumer = EventConsumer(spec, handler, self.dead_letters, self.consumer_metrics)
         self.consumers.append(consumer)
         return consumer
 
     async def start(self) -> None:
         configure_logging(self.settings.service, self.settings.log_level)
+        # Until NATS answers, this waits (retrying for ever): run it where a signal can cancel
+        # it, as ``run`` does.
+        log.info("connecting", nats=_without_credentials(self.settings.nats_url))
         await self.broker.connect()
         self._store = EventStore(self.jetstream)
         for hook in self.on_connected:
             await hook()
         await self.broker.start()
         for consumer in self.consumers:
-            loop = PullLoop(consumer, self.jetstream)
-            await loop.start()
-            self._pull_loops.append(loop)
-        self._background.append(asyncio.create_task(self._watch_consumer_lag()))
+            # Each work consumer, and its twin taking replays of its dead letters.
+            replays = EventConsumer(
+                redrive_spec(consumer.spec),
+                consumer.handler,
+                self.dead_letters,
+                self.consumer_metrics,
+            )
+            for each in (consumer, replays):
+                loop = PullLoop(each, self.jetstream)
+                await loop.start()
+                self._pull_loops.append(loop)
+                self._report_lag(loop)
         self._started = True
         log.info(
             "service_started",
@@ -124,7 +142,12 @@ class Service:
         await asyncio.gather(*(loop.stop() for loop in self._pull_loops))
         self._pull_loops.clear()
         for hook in self.on_stopping:
-            await hook()
+            # Also after a start abandoned half way: one failing hook must not keep the
+            # connection open.
+            try:
+                await hook()
+            except Exception as exc:
+                log.warning("stopping_hook_failed", hook=repr(hook), error=repr(exc))
         await self.broker.stop()
         log.info("service_stopped")
 
@@ -134,9 +157,11 @@ class Service:
             found.append("starting")
         elif not self.broker.connection.is_connected:
             found.append("not connected to NATS")
-        found += [
-            f"consumer {loop.durable} stopped" for loop in self._pull_loops if not loop.running
-        ]
+        for loop in self._pull_loops:
+            if not loop.running:
+                found.append(f"consumer {loop.durable} stopped")
+            elif loop.missing:
+                found.append(f"consumer {loop.durable} missing on the server")
         for check in self.readiness_checks:
             problem = await check()
             if problem:
@@ -167,18 +192,11 @@ class Service:
         async def metrics() -> Response:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def _watch_consumer_lag(self) -> None:
-        while True:
-            for consumer in self.consumers:
-                spec = consumer.spec
-                try:
-                    info = await self.jetstream.consumer_info(spec.stream, spec.durable)
-                except Exception as exc:
-                    log.warning("lag_sample_failed", consumer=spec.durable, error=str(exc))
-                    continue
-                pending = (info.num_pending or 0) + (info.num_ack_pending or 0)
-                self.consumer_pending.labels(self.settings.service, spec.durable).set(pending)
-            await asyncio.sleep(LAG_POLL_INTERVAL_S)
+    def _report_lag(self, loop: PullLoop) -> None:
+        # The loop samples its durable every few seconds, the same before and after the
+        # durable is recreated, so the series goes on under the same labels.
+        child = self.consumer_pending.labels(self.settings.service, loop.durable)
+        child.set_function(lambda: float("nan") if loop.pending is None else loop.pending)
 
 
 def _without_credentials(url: str) -> str:
@@ -189,12 +207,5 @@ def _without_credentials(url: str) -> str:
 
 
 def run(service: Service) -> None:
-    config = uvicorn.Config(
-        service.http,
-        host=service.settings.http_host,
-        port=service.settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    """Serve HTTP and the bus until SIGTERM or SIGINT, which stop it promptly at any moment."""
+    serving.run(service)

@@ -33,7 +33,7 @@ def admit(report: ReportIn, catalogue: Catalogue, now: datetime) -> Admission:
         problems.append(
             Problem("category", "unknown category; the list is /open311/v2/services.json")
         )
-    lon, lat = report.location.lon, report.location.lat
+    lon, lat = report.point.lon, report.point.lat
     if not catalogue.bounds.contain(lon, lat) or not catalogue.contains(lon, lat):
         problems.append(Problem("location", "outside the city"))
     occurred_at = report.reported_at or now

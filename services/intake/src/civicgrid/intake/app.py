@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from civicgrid.events.base import utc_now
+from civicgrid.events import durables, subjects
+from civicgrid.events.base import IncidentEvent, utc_now
+from civicgrid.events.consumer import ConsumerSpec, Delivery, EventHandler
+from civicgrid.events.incident_events import Merged
 from civicgrid.intake.access import Gate, KeyRing, RateLimiter
 from civicgrid.intake.catalogue import Bounds, Catalogue, InMemoryCatalogue
+from civicgrid.intake.claims import DuplicateClaims
 from civicgrid.intake.config import IntakeConfig
 from civicgrid.intake.feed import ProjectionFeed
 from civicgrid.intake.handlers import Intake
@@ -21,10 +25,11 @@ from civicgrid.intake.index import IncidentIndex
 from civicgrid.intake.metrics import IntakeMetrics
 from civicgrid.intake.nats_api import attach_nats_api
 from civicgrid.intake.receipts import IntakeReply
-from civicgrid.intake.web.errors import install_error_handlers, is_open311
+from civicgrid.intake.web.errors import OPEN311_PREFIX, install_error_handlers, is_open311
 from civicgrid.intake.web.limits import BodySizeLimit
 from civicgrid.intake.web.native import native_router
-from civicgrid.intake.web.open311_routes import open311_router
+from civicgrid.intake.web.open311_routes import discovery_router, open311_router
+from civicgrid.servicekit.apicheck import drop_unanswered
 from civicgrid.servicekit.asyncapi import asyncapi_document
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import DEFAULT_NATS_URL, ServiceSettings
@@ -34,10 +39,28 @@ DESCRIPTION = """\
 Intake is the write side of civicgrid: every report and every handler's action enters here,
 is checked against the incident's current state, and becomes an event in INCIDENTS.
 
-- Open311 GeoReport v2 (JSON) under /open311/v2 (reading needs no key; lat/long are WGS84).
-- The native API under /api/v1 (X-API-Key; coordinates in the city's datum).
+- Open311 GeoReport v2 (JSON and XML, by extension) under /open311/v2 (reading needs no key;
+  lat/long are WGS84); service discovery at /open311/discovery.json|xml.
+- The native API under /api/v1 (X-API-Key; coordinates WGS84, or GCJ-02 declared with "crs").
 - NATS request/reply on intake.report.<channel> and intake.command.<command>.
 """
+
+
+# Closing the source of a command centre's merge is a reaction: retried by the event flow
+# until done, whatever happened to the request that decided the merge.
+MERGES = ConsumerSpec(
+    service="intake",
+    durable=durables.INTAKE_MERGES.name,
+    filter_subjects=("incident.*.merged",),
+)
+
+
+def _close_merged_sources(intake: Intake) -> EventHandler:
+    async def close(event: IncidentEvent, delivery: Delivery) -> None:
+        if isinstance(event, Merged):
+            await intake.close_merged(event, at_least=delivery.stream_sequence)
+
+    return close
 
 
 @dataclass
@@ -68,15 +91,18 @@ def compose(
     service.http.description = DESCRIPTION
     metrics = IntakeMetrics.create(service.registry)
     index = IncidentIndex()
-    intake = Intake(lambda: service.store, index, catalogue, metrics, clock)
+    claims = DuplicateClaims(lambda: service.jetstream)
+    intake = Intake(lambda: service.store, index, catalogue, metrics, claims, clock)
     gate = Gate(keys, RateLimiter())
     feed = ProjectionFeed(lambda: service.jetstream, index, metrics)
+    service.consume(MERGES, _close_merged_sources(intake))
     service.on_connected.append(feed.start)
     service.on_stopping.append(feed.stop)
     service.readiness_checks.append(feed.problem)
 
     service.http.include_router(native_router(intake, gate))
     service.http.include_router(open311_router(intake, gate, catalogue))
+    service.http.include_router(discovery_router(catalogue))
 
     def count_too_large(path: str) -> None:
         metrics.refusals.labels("open311" if is_open311(path) else "api", "413").inc()
@@ -85,6 +111,7 @@ def compose(
         BodySizeLimit, max_bytes=config.max_body_bytes, on_refused=count_too_large
     )
     install_error_handlers(service.http, metrics)  # last: its guard is the outermost layer
+    drop_unanswered(service.http, "422", OPEN311_PREFIX)  # Open311 answers bad input with 400
     attach_nats_api(service.broker, intake, gate, config.max_body_bytes, metrics)
     return IntakeApp(service, intake, index, gate, feed)
 
@@ -133,9 +160,13 @@ def _with_replies(document: dict[str, Any]) -> dict[str, Any]:
         "description": "The requester's reply inbox (NATS request/reply).",
         "messages": {"IntakeReply": {"$ref": "#/components/messages/IntakeReply"}},
     }
+    channels = document.get("channels", {})
     for operation in document.get("operations", {}).values():
-        if operation.get("action") != "receive":
-            continue  # the events intake appends get no reply
+        channel = channels.get(operation["channel"]["$ref"].rsplit("/", 1)[-1], {})
+        if operation.get("action") != "receive" or not str(channel.get("address")).startswith(
+            (subjects.INTAKE_REPORT_PREFIX, subjects.INTAKE_COMMAND_PREFIX)
+        ):
+            continue  # the events intake appends, and those it reacts to, get no reply
         operation["reply"] = {
             "channel": {"$ref": "#/channels/intake.reply"},
             "messages": [{"$ref": "#/channels/intake.reply/messages/IntakeReply"}],

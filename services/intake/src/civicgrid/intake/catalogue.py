@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from civicgrid.intake.domain.duplicates import DuplicateRule
+from civicgrid.intake.gazetteer import Gazetteer
 
 
 @dataclass(frozen=True)
@@ -63,20 +64,21 @@ class Bounds:
         return self.min_lon <= lon <= self.max_lon and self.min_lat <= lat <= self.max_lat
 
 
-WGS84 = "WGS84"
-GCJ02 = "GCJ-02"
-
-
 class Catalogue(Protocol):
     @property
     def matters(self) -> Sequence[Matter]: ...
 
+    def matter(self, code: str) -> Matter | None: ...
+
     @property
-    def datum(self) -> str:
-        """The datum of the city's coordinates, which events use ("GCJ-02", "WGS84")."""
+    def jurisdiction_id(self) -> str:
+        """The city's id in Open311 (``jurisdiction_id``)."""
         ...
 
-    def matter(self, code: str) -> Matter | None: ...
+    @property
+    def gazetteer(self) -> Gazetteer:
+        """The places an Open311 ``address_string`` may name instead of lat/long."""
+        ...
 
     @property
     def bounds(self) -> Bounds: ...
@@ -94,12 +96,14 @@ class InMemoryCatalogue:
         matters: Sequence[Matter],
         bounds: Bounds,
         contains: Callable[[float, float], bool] | None = None,
-        datum: str = WGS84,
+        jurisdiction_id: str = "city",
+        gazetteer: Gazetteer | None = None,
     ) -> None:
         self._matters = {matter.code: matter for matter in matters}
         self._bounds = bounds
         self._contains = contains
-        self._datum = datum
+        self._jurisdiction_id = jurisdiction_id
+        self._gazetteer = gazetteer or Gazetteer()
 
     @property
     def matters(self) -> Sequence[Matter]:
@@ -109,8 +113,12 @@ class InMemoryCatalogue:
         return self._matters.get(code)
 
     @property
-    def datum(self) -> str:
-        return self._datum
+    def jurisdiction_id(self) -> str:
+        return self._jurisdiction_id
+
+    @property
+    def gazetteer(self) -> Gazetteer:
+        return self._gazetteer
 
     def add(self, matter: Matter) -> None:
         self._matters[matter.code] = matter

@@ -7,13 +7,13 @@ from pathlib import Path
 from civicgrid.city import City, default_config_dir, load_city
 from civicgrid.city import Matter as CityMatter
 from civicgrid.intake.catalogue import (
-    WGS84,
     AttributeDefinition,
     AttributeValue,
     Bounds,
     InMemoryCatalogue,
     Matter,
 )
+from civicgrid.intake.gazetteer import Gazetteer, Place
 
 
 def load_catalogue(config_dir: Path | None) -> InMemoryCatalogue:
@@ -28,8 +28,26 @@ def catalogue_of(city: City) -> InMemoryCatalogue:
         [_matter(matter, group_names.get(matter.group, matter.group)) for matter in city.matters],
         Bounds(min_lon, min_lat, max_lon, max_lat),
         contains=lambda lon, lat: city.contains(lon, lat, tolerance_m=0),
-        datum=city.coordinate_system or WGS84,
+        jurisdiction_id=city.config_dir.name,
+        gazetteer=gazetteer_of(city),
     )
+
+
+EXCLUSIVE_SUFFIX = "专属网格"
+
+
+def gazetteer_of(city: City) -> Gazetteer:
+    """Communities, grids, and the facility an exclusive grid is named after (a school, a
+    hospital), each at a point inside its area."""
+    places: list[Place] = []
+    for kind, areas in (("community", city.communities), ("grid", city.grids)):
+        for area in areas:
+            point = area.geometry.representative_point()
+            places.append(Place(area.name, kind, area.id, point.x, point.y))
+            if kind == "grid" and area.name.endswith(EXCLUSIVE_SUFFIX):
+                facility = area.name.removesuffix(EXCLUSIVE_SUFFIX)
+                places.append(Place(facility, "place", area.id, point.x, point.y))
+    return Gazetteer(places)
 
 
 def _matter(matter: CityMatter, group_name: str) -> Matter:

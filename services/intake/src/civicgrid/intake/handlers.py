@@ -11,24 +11,35 @@ two commands that do not conflict (an arrival and an extension) both go through.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from typing import Literal
 
 import structlog
 
 from civicgrid.events.base import Actor, ActorKind, IncidentEvent, utc_now
+from civicgrid.events.decide import (
+    Cause,
+    Decided,
+    DecisionContention,
+    IdempotencyConflict,
+    decide_and_append,
+    fingerprint_of,
+)
 from civicgrid.events.ids import new_event_id
 from civicgrid.events.incident_events import Merged, ReportDetails, Reported
-from civicgrid.events.store import ConcurrencyConflict, EventStore, History, StoredEvent
+from civicgrid.events.store import ConcurrencyConflict, EventStore, History
 from civicgrid.intake.admission import admit
 from civicgrid.intake.catalogue import Catalogue
+from civicgrid.intake.claims import CLAIM_GRACE, Claim, ClaimsView, DuplicateClaims
 from civicgrid.intake.domain import decisions, duplicates, identity
 from civicgrid.intake.domain.commands import Command, Merge, command_name
 from civicgrid.intake.domain.decisions import CommandRejected, Context
-from civicgrid.intake.domain.state import IncidentState, apply, fold
-from civicgrid.intake.errors import Refused, not_found, rejected
+from civicgrid.intake.domain.state import IncidentState, fold
+from civicgrid.intake.errors import Refused, key_reused, not_found, rejected
 from civicgrid.intake.index import IncidentIndex
 from civicgrid.intake.metrics import IntakeMetrics
 from civicgrid.intake.reports import ReportIn
@@ -36,6 +47,7 @@ from civicgrid.intake.reports import ReportIn
 log = structlog.get_logger("civicgrid.intake")
 
 MAX_ATTEMPTS = 5
+PENDING_PAUSE_S = 0.01
 SOURCE = "intake"
 
 ReportResult = Literal["created", "merged", "retried"]
@@ -65,6 +77,7 @@ class Intake:
     index: IncidentIndex
     catalogue: Catalogue
     metrics: IntakeMetrics
+    claims: DuplicateClaims
     clock: Callable[[], datetime] = utc_now
     _category_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -119,26 +132,71 @@ class Intake:
             if history:
                 self.index.absorb(history.events)
                 return ReportOutcome(derived, "retried")
-        for _ in range(MAX_ATTEMPTS):
-            candidates = self.index.open_in_category(draft.details.category)
-            found = duplicates.best_match(
-                candidates,
-                draft.details.category,
-                draft.details.location,
-                draft.occurred_at,
-                draft.rule,
-            )
-            if found is None:
-                return await self._open_incident(store, draft)
-            outcome = await self._join_incident(store, draft, found.incident_id)
-            if outcome is not None:
-                return outcome
+        rule = draft.rule
+        attempts = 0
+        # However the clock is set, waiting for another replica's claim is bounded.
+        patience = time.monotonic() + CLAIM_GRACE.total_seconds()
+        while attempts < MAX_ATTEMPTS:
+            view = None
+            if rule.merges:
+                category, at = draft.details.category, draft.occurred_at
+                view = await self.claims.view(category, at, rule.window_minutes)
+            joined = await self._join_nearest(store, draft, view)
+            if isinstance(joined, ReportOutcome):
+                return joined
+            if joined is _PENDING and time.monotonic() < patience:
+                # Another replica claimed a matching incident and is appending it right now.
+                await asyncio.sleep(PENDING_PAUSE_S)
+                continue
+            if joined is _NO_MATCH:
+                incident_id = identity.incident_id_for(draft.key)
+                now = self.clock()
+                claim = Claim(incident_id, draft.details.location, draft.occurred_at, now)
+                if view is None or await self.claims.claim(view, claim, rule.window_minutes):
+                    return await self._open_incident(store, draft, incident_id)
+            attempts += 1
             self.metrics.concurrency_retries.labels("report").inc()
         raise rejected("the incidents nearby are changing too quickly; try again")
 
-    async def _open_incident(self, store: EventStore, draft: _ReportDraft) -> ReportOutcome:
+    async def _join_nearest(
+        self, store: EventStore, draft: _ReportDraft, view: ClaimsView | None
+    ) -> ReportOutcome | _Retry:
+        """Join the nearest open incident that fits; _NO_MATCH if none does."""
+        details, rule = draft.details, draft.rule
+        found = {
+            m.incident_id: m
+            for m in (
+                duplicates.match(state, details.category, details.location, draft.occurred_at, rule)
+                for state in self.index.open_in_category(details.category)
+            )
+            if m is not None
+        }
+        pending: set[str] = set()
+        now = self.clock()
+        for claim in view.claims() if view is not None else ():
+            near = duplicates.near(
+                claim.location, claim.at, details.location, draft.occurred_at, rule
+            )
+            if near is not None and claim.incident_id not in found:
+                found[claim.incident_id] = duplicates.DuplicateMatch(claim.incident_id, *near)
+                if claim.pending(now):
+                    pending.add(claim.incident_id)
+        for candidate in sorted(
+            found.values(), key=lambda m: (m.distance_m, m.minutes_apart, m.incident_id)
+        ):
+            outcome = await self._join_incident(store, draft, candidate.incident_id)
+            if outcome is _NOT_THERE_YET:
+                if candidate.incident_id in pending:
+                    return _PENDING
+                continue  # a claimant that died before appending: its claim is a dead hint
+            if outcome is not _NO_MATCH:
+                return outcome
+        return _NO_MATCH
+
+    async def _open_incident(
+        self, store: EventStore, draft: _ReportDraft, incident_id: str
+    ) -> ReportOutcome:
         event_id = new_event_id()
-        incident_id = identity.incident_id_for(draft.key)
         event = Reported(
             event_id=event_id,
             incident_id=incident_id,
@@ -149,21 +207,25 @@ class Intake:
             report=draft.details,
             idempotency_key=draft.key,
         )
-        prefix = identity.report_message_prefix(draft.key, event_id, incident_id)
         try:
-            results = await store.append_all([event], msg_id_prefix=prefix, expected_version=0)
+            written = await store.append_decision(
+                [event], cause=_report_cause(draft, event_id), fingerprint="", expected_version=0
+            )
         except ConcurrencyConflict:
             # Only a keyed report can meet an existing subject: the same key, sent again.
             self.index.absorb((await store.load(incident_id)).events)
             return ReportOutcome(incident_id, "retried")
-        self.index.absorb([StoredEvent(results[0].sequence, event)])
-        return ReportOutcome(incident_id, "retried" if results[0].duplicate else "created")
+        self.index.absorb(written)
+        return ReportOutcome(incident_id, "created")
 
     async def _join_incident(
         self, store: EventStore, draft: _ReportDraft, incident_id: str
-    ) -> ReportOutcome | None:
-        """Merge the report into ``incident_id``; None if that no longer fits (decide again)."""
+    ) -> ReportOutcome | _Retry:
+        """Merge the report into ``incident_id``: _NO_MATCH if it does not fit (any more),
+        _CONFLICT if the incident changed while we decided (read everything again)."""
         history = await store.load(incident_id)
+        if not history:
+            return _NOT_THERE_YET
         state = fold(incident_id, history)
         self.index.absorb(history.events)
         if draft.key is not None and draft.key in state.idempotency_keys:
@@ -173,7 +235,7 @@ class Intake:
             state, details.category, details.location, draft.occurred_at, draft.rule
         )
         if found is None:
-            return None
+            return _NO_MATCH
         event = Merged(
             incident_id=incident_id,
             occurred_at=draft.occurred_at,
@@ -185,16 +247,17 @@ class Intake:
             minutes_apart=round(found.minutes_apart, 1),
             idempotency_key=draft.key,
         )
-        prefix = identity.report_message_prefix(draft.key, event.event_id, incident_id)
         try:
-            results = await store.append_all(
-                [event], msg_id_prefix=prefix, expected_version=history.version
+            written = await store.append_decision(
+                [event],
+                cause=_report_cause(draft, event.event_id),
+                fingerprint="",
+                expected_version=history.version,
             )
         except ConcurrencyConflict:
-            return None
-        self.index.absorb([StoredEvent(results[0].sequence, event)])
-        outcome: ReportResult = "retried" if results[0].duplicate else "merged"
-        return ReportOutcome(incident_id, outcome, found.distance_m, found.minutes_apart)
+            return _CONFLICT
+        self.index.absorb(written)
+        return ReportOutcome(incident_id, "merged", found.distance_m, found.minutes_apart)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -202,16 +265,25 @@ class Intake:
         self, incident_id: str, command: Command, *, system: str, command_id: str
     ) -> CommandOutcome:
         name = command_name(command).value
-        causation = identity.command_causation(system, command_id)
+        cause = Cause(
+            identity.command_causation(system, command_id),
+            fingerprint_of(name, command.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)),
+        )
         try:
             if isinstance(command, Merge):
-                outcome = await self._merge(incident_id, command, system, causation)
+                outcome = await self._merge(incident_id, command, system, cause)
             else:
-                outcome = await self._carry_out(incident_id, command, system, causation)
+                outcome = await self._carry_out(incident_id, command, system, cause)
         except CommandRejected as exc:
             self.metrics.commands.labels(name, "rejected").inc()
             log.info("command_rejected", incident_id=incident_id, command=name, reason=exc.reason)
             raise rejected(exc.reason) from exc
+        except IdempotencyConflict as exc:
+            self.metrics.commands.labels(name, "key_reused").inc()
+            raise key_reused(command_id) from exc
+        except DecisionContention as exc:
+            self.metrics.concurrency_retries.labels(name).inc()
+            raise rejected("the incident is changing too quickly; try again") from exc
         except Refused:
             self.metrics.commands.labels(name, "refused").inc()
             raise
@@ -226,79 +298,65 @@ class Intake:
         return outcome
 
     async def _carry_out(
-        self, incident_id: str, command: Command, system: str, causation: str
+        self, incident_id: str, command: Command, system: str, cause: Cause
     ) -> CommandOutcome:
-        store = self.store()
-        name = command_name(command).value
-        for _ in range(MAX_ATTEMPTS):
-            history = await store.load(incident_id)
+        def decide(history: History) -> list[IncidentEvent]:
             if not history:
                 raise not_found(f"incident {incident_id} does not exist", "incident_id")
-            before, done = _before(history, causation)
-            context = self._context(before, command, system, causation)
-            decision = decisions.decide(before, command, context)
-            try:
-                written = await _append_rest(store, decision, done, causation, history.version)
-            except ConcurrencyConflict:
-                self.metrics.concurrency_retries.labels(name).inc()
-                continue
-            self.index.absorb([*history.events, *written])
-            version = written[-1].sequence if written else history.version
-            return CommandOutcome(
-                incident_id,
-                name,
-                "applied" if written else "already_applied",
-                tuple(event.event_type for event in decision),
-                version,
-            )
-        raise rejected("the incident is changing too quickly; try again")
+            state = fold(incident_id, history)
+            return decisions.decide(state, command, self._context(state, command, system, cause))
+
+        decided = await decide_and_append(
+            self.store(), incident_id, cause, decide, on_conflict=self._count_conflict(command)
+        )
+        self.index.absorb([*decided.history.events, *decided.written])
+        return _outcome(incident_id, command, decided)
 
     async def _merge(
-        self, incident_id: str, command: Merge, system: str, causation: str
+        self, incident_id: str, command: Merge, system: str, cause: Cause
     ) -> CommandOutcome:
+        """The decision is the target's; the source closes as a reaction (``close_merged``)."""
         store = self.store()
+        source_history = await store.load(incident_id)
+        if not source_history:
+            raise not_found(f"incident {incident_id} does not exist", "incident_id")
+        source = fold(incident_id, source_history)
         target_id = command.into_incident_id
-        for _ in range(MAX_ATTEMPTS):
-            source_history = await store.load(incident_id)
-            if not source_history:
-                raise not_found(f"incident {incident_id} does not exist", "incident_id")
-            target_history = await store.load(target_id)
-            source, source_done = _before(source_history, causation)
-            target, target_done = _before(target_history, causation)
-            context = self._context(source, command, system, causation)
-            decision = decisions.decide_merge(source, target, command, context)
-            try:
-                # The target first: if we stop between the two, the report is not lost,
-                # and the retry closes the source.
-                target_written = await _append_rest(
-                    store, decision.into_target, target_done, causation, target_history.version
-                )
-                source_written = await _append_rest(
-                    store, decision.into_source, source_done, causation, source_history.version
-                )
-            except ConcurrencyConflict:
-                self.metrics.concurrency_retries.labels("merge").inc()
-                continue
-            self.index.absorb([*target_history.events, *target_written])
-            self.index.absorb([*source_history.events, *source_written])
-            written = target_written or source_written
-            version = source_written[-1].sequence if source_written else source_history.version
-            events = [*decision.into_target, *decision.into_source]
-            return CommandOutcome(
-                incident_id,
-                "merge",
-                "applied" if written else "already_applied",
-                tuple(event.event_type for event in events),
-                version,
-            )
-        raise rejected("the incidents are changing too quickly; try again")
+
+        def decide(target_history: History) -> list[IncidentEvent]:
+            target = fold(target_id, target_history)
+            context = self._context(source, command, system, cause)
+            return decisions.decide_merge(source, target, command, context)
+
+        decided = await decide_and_append(
+            store, target_id, cause, decide, on_conflict=self._count_conflict(command)
+        )
+        self.index.absorb([*decided.history.events, *decided.written])
+        outcome = _outcome(incident_id, command, decided)
+        return replace(outcome, version=source_history.version)
+
+    async def close_merged(self, merged: Merged, at_least: int) -> None:
+        """Reaction to a command centre's merge: close its source, once, however often asked."""
+        source_id = merged.from_incident_id
+        if source_id is None:
+            return
+
+        def decide(history: History) -> list[IncidentEvent]:
+            return decisions.close_merged_source(fold(source_id, history), merged)
+
+        cause = Cause.of_reaction(SOURCE, "close-merged", merged.event_id)
+        decided = await decide_and_append(self.store(), source_id, cause, decide, at_least=at_least)
+        self.index.absorb([*decided.history.events, *decided.written])
+
+    def _count_conflict(self, command: Command) -> Callable[[], None]:
+        return self.metrics.concurrency_retries.labels(command_name(command).value).inc
 
     def _context(
-        self, state: IncidentState, command: Command, system: str, causation: str
+        self, state: IncidentState, command: Command, system: str, cause: Cause
     ) -> Context:
         return Context(
-            causation_id=causation,
-            correlation_id=command.correlation_id or state.correlation_id or causation,
+            causation_id=cause.key,
+            correlation_id=command.correlation_id or state.correlation_id or cause.key,
             now=self.clock(),
             system=system,
         )
@@ -323,40 +381,32 @@ class _ReportDraft:
     correlation_id: str | None
 
 
-def _before(history: History, causation: str) -> tuple[IncidentState, int]:
-    """The state before this command's first event, and how many of its events are stored.
-
-    A command whose events were partly written (a crash, or a conflict between two of them)
-    is decided again on the state it first saw, and only the missing events are appended.
-    """
-    state = IncidentState(history.incident_id)
-    done = 0
-    for stored in history.events:
-        if stored.event.causation_id == causation:
-            done += 1
-        elif done == 0:
-            state = apply(state, stored.event)
-    if done:
-        return state, done
-    return fold(history.incident_id, history), 0
+class _Retry(Enum):
+    NO_MATCH = "no_match"
+    CONFLICT = "conflict"
+    NOT_THERE_YET = "not_there_yet"
+    PENDING = "pending"
 
 
-async def _append_rest(
-    store: EventStore,
-    decision: list[IncidentEvent],
-    done: int,
-    causation: str,
-    version: int,
-) -> list[StoredEvent]:
-    written: list[StoredEvent] = []
-    expected = version
-    for index, event in enumerate(decision[done:], start=done):
-        # Message ids are unique stream-wide (the duplicate window is not per subject), so
-        # they name the incident: one command id may touch two incidents (a merge), and two
-        # systems' or two incidents' commands may share an id.
-        msg_id = f"{causation}:{event.incident_id}:{index}"
-        result = await store.append(event, msg_id=msg_id, expected_version=expected)
-        expected = result.sequence
-        if not result.duplicate:
-            written.append(StoredEvent(result.sequence, event))
-    return written
+_NO_MATCH, _CONFLICT = _Retry.NO_MATCH, _Retry.CONFLICT
+_NOT_THERE_YET, _PENDING = _Retry.NOT_THERE_YET, _Retry.PENDING
+
+
+def _report_cause(draft: _ReportDraft, event_id: str) -> str:
+    """A report's cause: its key when it has one (a retry is the same cause), else itself."""
+    return f"report:{identity.digest(draft.key) if draft.key is not None else event_id}"
+
+
+# What identifies a command's request besides its body: not part of what it asked for.
+_NOT_FINGERPRINTED = {"command_id", "correlation_id"}
+
+
+def _outcome(incident_id: str, command: Command, decided: Decided) -> CommandOutcome:
+    events = decided.written or ()
+    return CommandOutcome(
+        incident_id,
+        command_name(command).value,
+        "applied" if decided.written else "already_applied",
+        tuple(stored.event.event_type for stored in events),
+        decided.version,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from civicgrid.events.base import IncidentEvent, UnitRef
 from civicgrid.events.incident_events import (
@@ -28,8 +28,7 @@ from civicgrid.events.incident_events import (
     Returned,
     Suspended,
 )
-from civicgrid.intake.catalogue import GCJ02, Catalogue, Matter
-from civicgrid.intake.datum import gcj02_to_wgs84
+from civicgrid.intake.catalogue import Catalogue, Matter
 from civicgrid.intake.domain.state import IncidentState, Stage
 
 _STATUS_NOTES = {
@@ -155,9 +154,7 @@ def request_of(state: IncidentState, catalogue: Catalogue) -> ServiceRequestOut:
     matter = catalogue.matter(state.category)
     lon, lat = (report.location.lon, report.location.lat) if report else (None, None)
     if lon is not None and lat is not None:
-        if catalogue.datum == GCJ02:
-            lon, lat = gcj02_to_wgs84(lon, lat)  # Open311 speaks WGS84
-        # About a centimetre: more digits are only the round trip's floating-point noise.
+        # About a centimetre: more digits would be a converted (GCJ-02) report's noise.
         lon, lat = round(lon, 7), round(lat, 7)
     return ServiceRequestOut(
         service_request_id=state.incident_id,
@@ -256,3 +253,91 @@ def _describe(event: IncidentEvent) -> tuple[str, str] | None:
         case Reassigned():
             return "internal_referral", "Reassigned by the command centre"
     return None
+
+
+class PostedOut(BaseModel):
+    """What ``POST requests`` answers: the new (or joined) request."""
+
+    service_request_id: str
+    service_notice: str | None
+    account_id: str | None
+
+
+class TokenOut(BaseModel):
+    service_request_id: str
+    token: str
+
+
+class UpdatePostedOut(BaseModel):
+    """What FixMyStreet's ``POST servicerequestupdates`` answers: the update's id here."""
+
+    update_id: str
+
+
+class Open311ErrorOut(BaseModel):
+    """One entry of GeoReport's error body (``<errors><error>`` in XML)."""
+
+    code: int
+    description: str
+
+
+class EndpointOut(BaseModel):
+    specification: str
+    url: str
+    changeset: str
+    type: str
+    formats: list[str]
+
+
+class DiscoveryOut(BaseModel):
+    """GeoReport v2 service discovery."""
+
+    changeset: str
+    contact: str
+    key_service: str
+    endpoints: list[EndpointOut]
+
+
+class RequestForm(BaseModel):
+    """``POST requests``: the spec's fields (form-encoded, or JSON with the same names).
+    Multi-value attributes: ``attribute[code][]=v`` (form) or ``{"attribute": {...}}`` (JSON).
+    Only documents the body: the route reads it itself, to accept both encodings."""
+
+    model_config = ConfigDict(extra="allow")  # attribute[code] fields of a form
+
+    api_key: str | None = None
+    jurisdiction_id: str | None = None
+    service_code: str
+    lat: float | None = None
+    long: float | None = None
+    address_string: str | None = None
+    address_id: str | None = None
+    email: str | None = None
+    device_id: str | None = None
+    account_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    description: str | None = Field(default=None, max_length=4000)
+    media_url: str | None = None
+    token: str | None = None
+    attribute: dict[str, str | list[str]] | None = Field(
+        default=None, description="JSON only: the service definition's answers by code"
+    )
+
+
+class UpdateForm(BaseModel):
+    """FixMyStreet's ``POST servicerequestupdates`` fields."""
+
+    api_key: str | None = None
+    jurisdiction_id: str | None = None
+    service_request_id: str
+    update_id: str | None = None
+    status: str
+    updated_datetime: str | None = None
+    description: str | None = None
+    media_url: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None

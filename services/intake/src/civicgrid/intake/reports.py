@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from civicgrid.city.datum import gcj02_to_wgs84
 from civicgrid.events.base import GeoPoint
 from civicgrid.events.incident_events import Channel, ReportDetails, Reporter, ScalarValue
 from civicgrid.intake.domain.text import ExternalId, Line, Text
@@ -42,12 +43,22 @@ class ReporterIn(Strict):
     )
 
 
+Crs = Literal["WGS84", "GCJ-02"]
+
+
 class ReportIn(Strict):
     """Fields every channel shares."""
 
     category: CategoryCode
     description: Annotated[Text, Field(max_length=4000)] = ""
     location: Location
+    crs: Crs = Field(
+        default="WGS84",
+        description=(
+            "The datum of ``location``: WGS84 (GPS, standard maps; the default) or GCJ-02 for"
+            " apps built on Chinese web maps (AMap, Tencent). Stored and served as WGS84."
+        ),
+    )
     address: Annotated[Line, Field(max_length=500)] | None = None
     reporter: ReporterIn | None = None
     media_urls: Annotated[list[Url], Field(max_length=5)] = []
@@ -63,6 +74,14 @@ class ReportIn(Strict):
 
     def channel_of(self) -> Channel:
         raise NotImplementedError
+
+    @property
+    def point(self) -> Location:
+        """``location`` in WGS84, whatever datum the caller declared."""
+        if self.crs == "GCJ-02":
+            lon, lat = gcj02_to_wgs84(self.location.lon, self.location.lat)
+            return Location(lon=lon, lat=lat)
+        return self.location
 
     def channel_details(self) -> dict[str, ScalarValue]:
         return {}
@@ -83,7 +102,7 @@ class ReportIn(Strict):
             external_ref=self.external_ref,
             category=category or self.category,
             description=self.description,
-            location=GeoPoint(lon=self.location.lon, lat=self.location.lat),
+            location=GeoPoint(lon=self.point.lon, lat=self.point.lat),
             address=self.address,
             reporter=reporter,
             media_urls=(*self.media_urls, *self.extra_media()),

@@ -20,6 +20,7 @@ from civicgrid.intake.catalogue import (
     InMemoryCatalogue,
     Matter,
 )
+from civicgrid.intake.gazetteer import Gazetteer, Place
 from civicgrid.servicekit.settings import ServiceSettings
 
 BOUNDS = Bounds(min_lon=120.40, min_lat=27.40, max_lon=120.80, max_lat=27.70)
@@ -78,8 +79,18 @@ _matter_numbers = itertools.count(1)
 _places = itertools.count(0)
 
 
+# Named places of the small city, for Open311 reports that send an address_string only.
+PLACES = (
+    Place("江滨社区", "community", "c01", 120.70, 27.65),
+    Place("一网格", "grid", GRID.id, 120.71, 27.66),
+    Place("江滨实验中学", "place", "c01-g009", 120.72, 27.67),
+)
+
+
 def small_city() -> InMemoryCatalogue:
-    return InMemoryCatalogue([POTHOLE, BLOCKED_DRAIN, NEVER_MERGES], BOUNDS)
+    return InMemoryCatalogue(
+        [POTHOLE, BLOCKED_DRAIN, NEVER_MERGES], BOUNDS, gazetteer=Gazetteer(PLACES)
+    )
 
 
 def fresh_matter(catalogue: InMemoryCatalogue, **overrides: Any) -> Matter:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import Gauge
 
+from civicgrid.events import durables
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery
-from civicgrid.events.store import AppendResult, History
+from civicgrid.events.store import History, StoredEvent
 from civicgrid.events.streams import ROUTING_POLICY_BUCKET
 from civicgrid.routing.config import RoutingConfig, load_routing_config
 from civicgrid.routing.handlers import RoutingPorts, handle
@@ -18,7 +21,7 @@ from civicgrid.servicekit.settings import ServiceSettings
 
 CONSUMER = ConsumerSpec(
     service="routing",
-    durable="routing",
+    durable=durables.ROUTING.name,
     filter_subjects=(
         "incident.*.reported",
         "incident.*.returned",
@@ -35,14 +38,19 @@ class _ConnectedStore:
     def __init__(self, service: Service) -> None:
         self._service = service
 
-    async def load(self, incident_id: str) -> History:
-        return await self._service.store.load(incident_id)
+    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
+        return await self._service.store.load(incident_id, at_least=at_least)
 
-    async def append(
-        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
-    ) -> AppendResult:
-        return await self._service.store.append(
-            event, msg_id=msg_id, expected_version=expected_version
+    async def append_decision(
+        self,
+        events: Sequence[IncidentEvent],
+        *,
+        cause: str,
+        fingerprint: str,
+        expected_version: int,
+    ) -> list[StoredEvent]:
+        return await self._service.store.append_decision(
+            events, cause=cause, fingerprint=fingerprint, expected_version=expected_version
         )
 
 
@@ -73,8 +81,8 @@ def build(
     async def policy_loaded() -> str | None:
         return None if policies.last_seen is not None else "routing policy not loaded"
 
-    async def route(event: IncidentEvent, _delivery: Delivery) -> None:
-        await handle(event, ports)
+    async def route(event: IncidentEvent, delivery: Delivery) -> None:
+        await handle(event, ports, at_least=delivery.stream_sequence)
 
     Gauge(
         "civicgrid_routing_policy_version",

@@ -1,21 +1,22 @@
 """Reactions to incident events: load the incident, decide, append with optimistic concurrency.
 
 Every handler brings the incident's routing up to date through the event that woke it
-(``plan_routing``). Each assignment is appended with ``expected_version`` = the history it was
-decided on and ``msg_id`` = ``routing:<causing event id>``: a second replica or a redelivery
-writes nothing new, and a conflict means "reload and decide again".
+(``plan_routing``), as one decision (``decide_and_append``) whose cause is
+``routing:<causing event id>``: a second replica or a redelivery writes nothing new, and a
+conflict means "reload and decide again".
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
 
 from civicgrid.events.base import IncidentEvent
+from civicgrid.events.decide import Cause, DecisionStore, decide_and_append
 from civicgrid.events.incident_events import (
     Assigned,
     Escalated,
@@ -24,7 +25,7 @@ from civicgrid.events.incident_events import (
     Reported,
     Returned,
 )
-from civicgrid.events.store import AppendResult, ConcurrencyConflict, History
+from civicgrid.events.store import History
 from civicgrid.routing.domain.city import CityMap
 from civicgrid.routing.domain.decide import plan_routing, policy_version_of
 from civicgrid.routing.domain.policy import RoutingPolicy
@@ -35,14 +36,6 @@ log = structlog.get_logger("civicgrid.routing")
 MAX_ATTEMPTS = 8
 
 
-class IncidentStore(Protocol):
-    async def load(self, incident_id: str) -> History: ...
-
-    async def append(
-        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
-    ) -> AppendResult: ...
-
-
 class PolicySource(Protocol):
     async def current(self) -> RoutingPolicy: ...
 
@@ -51,52 +44,51 @@ class PolicySource(Protocol):
 
 @dataclass(frozen=True)
 class RoutingPorts:
-    store: IncidentStore
+    store: DecisionStore
     city: CityMap
     policies: PolicySource
     metrics: RoutingMetrics
-
-
-class RoutingContention(Exception):
-    """The incident kept changing under us; the consumer retries the message later."""
 
 
 class CauseNotInHistory(Exception):
     """The event is not (yet) readable from its incident's history; retried later."""
 
 
-class _Superseded(Exception):
-    """Someone else wrote one of our assignments first: reload before writing the rest."""
+def cause_of(trigger: IncidentEvent) -> Cause:
+    """Routing's decision on a trigger is made once, whichever replica or delivery makes it."""
+    return Cause(f"routing:{trigger.event_id}")
 
 
-def msg_id_for(assigned: Assigned) -> str:
-    return f"routing:{assigned.causation_id}"
+async def when_incident_reported_route_it(
+    event: Reported, ports: RoutingPorts, at_least: int = 0
+) -> None:
+    await bring_routing_up_to_date(event, ports, at_least)
 
 
-async def when_incident_reported_route_it(event: Reported, ports: RoutingPorts) -> None:
-    await bring_routing_up_to_date(event, ports)
-
-
-async def when_incident_returned_reroute(event: Returned, ports: RoutingPorts) -> None:
-    await bring_routing_up_to_date(event, ports)
+async def when_incident_returned_reroute(
+    event: Returned, ports: RoutingPorts, at_least: int = 0
+) -> None:
+    await bring_routing_up_to_date(event, ports, at_least)
 
 
 async def when_escalation_requests_reassignment_move_up(
-    event: Escalated, ports: RoutingPorts
+    event: Escalated, ports: RoutingPorts, at_least: int = 0
 ) -> None:
     if not event.request_reassignment:
         return  # a notification rung: nothing for routing (no need to read the history)
-    await bring_routing_up_to_date(event, ports)
+    await bring_routing_up_to_date(event, ports, at_least)
 
 
-async def when_incident_reopened_route_again(event: Reopened, ports: RoutingPorts) -> None:
-    await bring_routing_up_to_date(event, ports)
+async def when_incident_reopened_route_again(
+    event: Reopened, ports: RoutingPorts, at_least: int = 0
+) -> None:
+    await bring_routing_up_to_date(event, ports, at_least)
 
 
 async def when_command_centre_reassigns_follow_the_order(
-    event: Reassigned, ports: RoutingPorts
+    event: Reassigned, ports: RoutingPorts, at_least: int = 0
 ) -> None:
-    await bring_routing_up_to_date(event, ports)
+    await bring_routing_up_to_date(event, ports, at_least)
 
 
 HANDLERS: Mapping[str, Callable[..., Awaitable[None]]] = {
@@ -108,17 +100,23 @@ HANDLERS: Mapping[str, Callable[..., Awaitable[None]]] = {
 }
 
 
-async def handle(event: IncidentEvent, ports: RoutingPorts) -> None:
+async def handle(event: IncidentEvent, ports: RoutingPorts, at_least: int = 0) -> None:
     handler = HANDLERS.get(event.event_type)
     if handler is not None:
-        await handler(event, ports)
+        await handler(event, ports, at_least)
 
 
-async def bring_routing_up_to_date(cause: IncidentEvent, ports: RoutingPorts) -> list[Assigned]:
-    """Decide and append what the incident is owed through ``cause``; returns what we wrote."""
+async def bring_routing_up_to_date(
+    cause: IncidentEvent, ports: RoutingPorts, at_least: int = 0
+) -> list[Assigned]:
+    """Decide and append what the incident is owed through ``cause``; returns what we wrote.
+
+    One atomic decision: every assignment the history is owed (normally one), on the history
+    that was read, or nothing; a concurrent writer means reading and deciding again.
+    """
     started = time.perf_counter()
-    for _ in range(MAX_ATTEMPTS):
-        history = await ports.store.load(cause.incident_id)
+
+    async def decide(history: History) -> list[Assigned]:
         events = list(history)
         version = policy_version_of(events)
         policy = (
@@ -133,39 +131,24 @@ async def bring_routing_up_to_date(cause: IncidentEvent, ports: RoutingPorts) ->
             if trigger.event_id == cause.event_id:
                 ports.metrics.ignored.labels(cause.event_type, ignored.code).inc()
                 log.info("routing_not_needed", reason=ignored.code, detail=ignored.reason)
-        try:
-            written = await _append_in_order(plan.assignments, history.version, events, ports)
-        except (ConcurrencyConflict, _Superseded):
-            ports.metrics.conflicts.inc()
-            continue
-        ports.metrics.handling.observe(time.perf_counter() - started)
-        return written
-    raise RoutingContention(f"incident {cause.incident_id} changed {MAX_ATTEMPTS} times")
+        return list(plan.assignments)
 
-
-async def _append_in_order(
-    assignments: Sequence[Assigned],
-    version: int,
-    events: Sequence[IncidentEvent],
-    ports: RoutingPorts,
-) -> list[Assigned]:
-    cause_types = {event.event_id: event.event_type for event in events}
-    written: list[Assigned] = []
-    for position, assigned in enumerate(assignments):
-        result = await ports.store.append(
-            assigned, msg_id=msg_id_for(assigned), expected_version=version
-        )
-        version = result.sequence
-        if result.duplicate:
-            if position < len(assignments) - 1:
-                raise _Superseded()
-            continue
-        written.append(assigned)
-        cause = cause_types.get(assigned.causation_id or "", "unknown")
-        ports.metrics.assigned(assigned, cause)
+    decided = await decide_and_append(
+        ports.store,
+        cause.incident_id,
+        cause_of(cause),
+        decide,
+        at_least=at_least,
+        max_attempts=MAX_ATTEMPTS,
+        on_conflict=ports.metrics.conflicts.inc,
+    )
+    cause_types = {event.event_id: event.event_type for event in decided.history}
+    written = [stored.event for stored in decided.written if isinstance(stored.event, Assigned)]
+    for assigned in written:
+        ports.metrics.assigned(assigned, cause_types.get(assigned.causation_id or "", "unknown"))
         log.info(
             "assigned",
-            cause=cause,
+            cause=cause_types.get(assigned.causation_id or "", "unknown"),
             level=assigned.level.value,
             lead_unit=assigned.lead_unit.id,
             rule=assigned.rule,
@@ -173,4 +156,5 @@ async def _append_in_order(
             policy_version=assigned.policy_version,
             final_ruling=assigned.final_ruling,
         )
+    ports.metrics.handling.observe(time.perf_counter() - started)
     return written

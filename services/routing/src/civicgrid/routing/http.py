@@ -3,8 +3,10 @@ servicekit). The answer comes from ``route_new_report``, the function the consum
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,6 +19,9 @@ from civicgrid.routing.domain.decision import Context
 from civicgrid.routing.domain.routing import route_new_report
 from civicgrid.routing.handlers import PolicySource
 from civicgrid.routing.policy import PolicyMissing
+from civicgrid.servicekit.apicheck import drop_unanswered
+
+log = structlog.get_logger("civicgrid.routing.http")
 
 
 class ExplainedUnit(BaseModel):
@@ -62,7 +67,24 @@ class Explanation(BaseModel):
 
 
 class BadRequest(BaseModel):
+    """Every error routing's API answers: one readable line."""
+
     detail: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": BadRequest, "description": "a parameter is missing or invalid"},
+    404: {"model": BadRequest, "description": "no such routing policy version"},
+    503: {"model": BadRequest, "description": "the policy store (NATS) is unreachable; retry"},
+}
+
+
+_CODE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _shown(value: str) -> str:
+    """Error messages quote a submitted value only when it is a well-formed code."""
+    return repr(value) if _CODE.match(value) else "(not shown: not a valid code)"
 
 
 def explain_routes(city: CityMap, policies: PolicySource) -> APIRouter:
@@ -71,12 +93,12 @@ def explain_routes(city: CityMap, policies: PolicySource) -> APIRouter:
     @router.get(
         "/explain",
         response_model=Explanation,
-        responses={400: {"model": BadRequest}, 404: {"model": BadRequest}},
+        responses=_ERRORS,
         summary="Where a report of this category at this point would be assigned, and why",
     )
     async def explain(
-        lon: Annotated[float, Query(ge=-180, le=180, description="longitude (city datum)")],
-        lat: Annotated[float, Query(ge=-90, le=90, description="latitude (city datum)")],
+        lon: Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84")],
+        lat: Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84")],
         category: Annotated[str, Query(min_length=1, max_length=128, description="matter code")],
         policy_version: Annotated[
             int | None, Query(ge=1, description="a published version; default: current")
@@ -84,7 +106,8 @@ def explain_routes(city: CityMap, policies: PolicySource) -> APIRouter:
     ) -> Explanation:
         if city.matter(category) is None:
             raise HTTPException(
-                400, f"unknown category {category!r}: it is not in the matter list (matters.yaml)"
+                400,
+                f"unknown category {_shown(category)}: it is not in the matter list (matters.yaml)",
             )
         try:
             policy = (
@@ -94,6 +117,9 @@ def explain_routes(city: CityMap, policies: PolicySource) -> APIRouter:
             )
         except PolicyMissing as exc:
             raise HTTPException(404, f"no routing policy version {policy_version}") from exc
+        except Exception as exc:  # NATS unreachable or timing out: say so, not a bare 500
+            log.warning("policy_unavailable", error=type(exc).__name__)
+            raise HTTPException(503, "the routing policy cannot be read now; retry") from exc
         decision = route_new_report(Context(city, policy), category, GeoPoint(lon=lon, lat=lat))
         place = decision.place
         return Explanation(
@@ -137,3 +163,4 @@ async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
 def install_explain(app: FastAPI, city: CityMap, policies: PolicySource) -> None:
     app.include_router(explain_routes(city, policies))
     app.add_exception_handler(RequestValidationError, bad_request)
+    drop_unanswered(app, "422", "/api/v1")  # validation errors are answered with 400

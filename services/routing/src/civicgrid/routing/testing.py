@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +33,6 @@ from civicgrid.events.incident_events import (
     ReturnReason,
 )
 from civicgrid.events.store import (
-    AppendResult,
     ConcurrencyConflict,
     EventStore,
     History,
@@ -308,23 +307,30 @@ class InMemoryStore:
         self.stored.append((msg_id or event.event_id, StoredEvent(self.sequence, event)))
         return self.sequence
 
-    async def load(self, incident_id: str) -> History:
-        events = tuple(s for _, s in self.stored if s.event.incident_id == incident_id)
-        return History(incident_id, events)
+    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
+        stored = [(m, s) for m, s in self.stored if s.event.incident_id == incident_id]
+        causes = {m.rsplit(":", 2)[0]: "" for m, _ in stored}
+        return History(incident_id, tuple(s for _, s in stored), causes)
 
-    async def append(
-        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
-    ) -> AppendResult:
+    async def append_decision(
+        self,
+        events: Sequence[IncidentEvent],
+        *,
+        cause: str,
+        fingerprint: str,
+        expected_version: int,
+    ) -> list[StoredEvent]:
         while self.before_append:
             self.add(self.before_append.pop(0))
-        mine = [(m, s) for m, s in self.stored if s.event.incident_id == event.incident_id]
-        for stored_msg_id, stored in mine:
-            if stored_msg_id == msg_id:
-                return AppendResult(stored.sequence, duplicate=True)
-        last = mine[-1][1].sequence if mine else 0
-        if expected_version is not None and expected_version != last:
-            raise ConcurrencyConflict(event.incident_id, expected_version, "wrong last sequence")
-        return AppendResult(self.add(event, msg_id), duplicate=False)
+        incident_id = events[0].incident_id
+        mine = [s for _, s in self.stored if s.event.incident_id == incident_id]
+        last = mine[-1].sequence if mine else 0
+        if expected_version != last:
+            raise ConcurrencyConflict(incident_id, expected_version, "wrong last sequence")
+        return [
+            StoredEvent(self.add(event, f"{cause}:{incident_id}:{n}"), event)
+            for n, event in enumerate(events)
+        ]
 
 
 StartRouting = Callable[[], Awaitable[Service]]

@@ -299,6 +299,20 @@ def reopen(state: IncidentState, command: Reopen, context: Context) -> Decision:
 def reassign(state: IncidentState, command: Reassign, context: Context) -> Decision:
     _require_command_centre(command.unit, "reassign an incident")
     _require_not_finished(state)
+    pending = state.pending_reassignment
+    if pending is not None and (pending.to_unit, pending.to_level) == (
+        command.to_unit,
+        command.to_level,
+    ):
+        raise CommandRejected("the same reassignment is already pending with routing")
+    if (
+        command.to_unit is not None
+        and state.lead_unit is not None
+        and state.led_by(command.to_unit)
+    ):
+        raise CommandRejected(
+            f"incident is already assigned to {command.to_unit.kind.value}:{command.to_unit.id}"
+        )
     envelope = _envelope(state, context, _unit_actor(command.unit))
     return [
         Reassigned(
@@ -312,16 +326,14 @@ def _merge_needs_both(state: IncidentState, command: Merge, context: Context) ->
     raise TypeError("merge touches two incidents: use decide_merge")
 
 
-@dataclass(frozen=True)
-class MergeDecision:
-    into_source: Decision  # closes the merged incident, pointing at the target
-    into_target: Decision  # the merged incident's report joins the target
-
-
 def decide_merge(
     source: IncidentState, target: IncidentState, command: Merge, context: Context
-) -> MergeDecision:
-    """并单 by the command centre: ``source`` is closed and lives on in ``target``."""
+) -> Decision:
+    """并单 by the command centre: ``source``'s report joins ``target``.
+
+    The decision writes to the target only; closing the source is a reaction to the
+    ``merged`` event (``close_merged_source``), retried by the event flow until done.
+    """
     _require_command_centre(command.unit, "merge incidents")
     if not source.exists:
         raise CommandRejected(f"incident {source.incident_id} does not exist")
@@ -329,6 +341,8 @@ def decide_merge(
         raise CommandRejected(f"incident {target.incident_id} does not exist")
     if source.incident_id == target.incident_id:
         raise CommandRejected("an incident cannot be merged into itself")
+    if source.incident_id in target.merged_from:
+        raise CommandRejected(f"incident was merged into {target.incident_id} already")
     for state in (source, target):
         if state.stage is Stage.CLOSED:
             raise CommandRejected(f"{state.incident_id}: {_closed_reason(state)}")
@@ -336,15 +350,30 @@ def decide_merge(
             raise CommandRejected(f"{state.incident_id}: incident is {state.stage.value}")
     assert source.report is not None and target.report is not None
     actor = _unit_actor(command.unit)
-    reason = command.reason or f"merged into {target.incident_id} by the command centre"
-    closed = Closed(
-        **_envelope(source, context, actor), reason=reason, merged_into=target.incident_id
-    )
-    merged = Merged(
-        **_envelope(target, context, actor),
-        report=source.report,
-        distance_m=distance_m(source.report.location, target.report.location),
-        minutes_apart=minutes_between(source.reported_at, target.reported_at),
-        from_incident_id=source.incident_id,
-    )
-    return MergeDecision(into_source=[closed], into_target=[merged])
+    return [
+        Merged(
+            **_envelope(target, context, actor),
+            report=source.report,
+            distance_m=distance_m(source.report.location, target.report.location),
+            minutes_apart=minutes_between(source.reported_at, target.reported_at),
+            from_incident_id=source.incident_id,
+        )
+    ]
+
+
+def close_merged_source(source: IncidentState, merged: Merged) -> Decision:
+    """The reaction to a command centre's merge: close the incident that now lives on there."""
+    if not source.exists or source.stage is Stage.CLOSED:
+        return []
+    return [
+        Closed(
+            incident_id=source.incident_id,
+            occurred_at=merged.occurred_at,
+            source=SOURCE,
+            actor=merged.actor,
+            correlation_id=merged.correlation_id,
+            causation_id=merged.event_id,
+            reason=f"merged into {merged.incident_id} by the command centre",
+            merged_into=merged.incident_id,
+        )
+    ]

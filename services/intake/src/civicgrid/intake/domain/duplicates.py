@@ -57,13 +57,23 @@ def match(
         return None
     if candidate.report is None:
         return None
-    minutes = minutes_between(when, candidate.reported_at)
+    found = near(candidate.report.location, candidate.reported_at, at, when, rule)
+    return None if found is None else DuplicateMatch(candidate.incident_id, *found)
+
+
+def near(
+    where: GeoPoint, reported_at: datetime | None, at: GeoPoint, when: datetime, rule: DuplicateRule
+) -> tuple[float, float] | None:
+    """(metres, minutes) between an earlier report and this one, if within the rule."""
+    if not rule.merges:
+        return None
+    minutes = minutes_between(when, reported_at)
     if minutes > rule.window_minutes:
         return None
-    distance = distance_m(at, candidate.report.location)
+    distance = distance_m(at, where)
     if distance > rule.radius_m:
         return None
-    return DuplicateMatch(candidate.incident_id, distance, minutes)
+    return distance, minutes
 
 
 def best_match(

@@ -68,6 +68,10 @@ class IncidentState:
     clocks: Mapping[str, datetime] = field(default_factory=dict)
     resolve_due_at: datetime | None = None
     merged_into: str | None = None
+    # Incidents the command centre merged into this one (their sources close as a reaction).
+    merged_from: frozenset[str] = frozenset()
+    # The command centre's order to route again, until routing carries it out.
+    pending_reassignment: Reassigned | None = None
     merged_reports: int = 0
     returns: int = 0
     # What makes a retry recognisable: report idempotency keys and command causation ids.
@@ -124,9 +128,13 @@ def _(event: Reported, state: IncidentState) -> IncidentState:
 
 @_apply.register
 def _(event: Merged, state: IncidentState) -> IncidentState:
+    merged_from = state.merged_from
+    if event.from_incident_id is not None:
+        merged_from = merged_from | {event.from_incident_id}
     return replace(
         state,
         merged_reports=state.merged_reports + 1,
+        merged_from=merged_from,
         idempotency_keys=_with_key(state, event.idempotency_key),
     )
 
@@ -142,6 +150,7 @@ def _(event: Assigned, state: IncidentState) -> IncidentState:
         lead_unit=event.lead_unit,
         on_site=event.on_site,
         suspended=False,
+        pending_reassignment=None,
     )
 
 
@@ -228,7 +237,13 @@ def _(event: Reopened, state: IncidentState) -> IncidentState:
 
 @_apply.register
 def _(event: Reassigned, state: IncidentState) -> IncidentState:
-    return replace(state, stage=Stage.AWAITING_ASSIGNMENT, lead_unit=None, suspended=False)
+    return replace(
+        state,
+        stage=Stage.AWAITING_ASSIGNMENT,
+        lead_unit=None,
+        suspended=False,
+        pending_reassignment=event,
+    )
 
 
 def _with_key(state: IncidentState, key: str | None) -> frozenset[str]:

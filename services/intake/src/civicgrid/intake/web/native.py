@@ -13,7 +13,7 @@ from civicgrid.events.ids import new_event_id
 from civicgrid.intake.access import Gate, Rights
 from civicgrid.intake.domain import identity
 from civicgrid.intake.domain.commands import COMMANDS, Command, CommandName, IncidentId
-from civicgrid.intake.errors import Problem, invalid
+from civicgrid.intake.errors import ErrorBody, Problem, invalid
 from civicgrid.intake.handlers import Intake
 from civicgrid.intake.receipts import (
     CommandReceipt,
@@ -42,11 +42,18 @@ CorrelationId = Annotated[
 ]
 IncidentPath = Annotated[IncidentId, Path(description="The incident id")]
 
+_REFUSAL_TEXT = {
+    400: "the body is not readable (not JSON, or JSON in the wrong shape)",
+    401: "missing or unknown API key",
+    403: "this key may not do this",
+    404: "the incident does not exist",
+    413: "body too large",
+    422: "a field is invalid (each problem names its field)",
+    429: "rate limit reached (see Retry-After)",
+    503: "intake cannot complete this now (NATS unreachable); retry",
+}
 _REFUSALS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or unknown API key"},
-    403: {"description": "this key may not do this"},
-    413: {"description": "body too large"},
-    429: {"description": "rate limit reached (see Retry-After)"},
+    status: {"model": ErrorBody, "description": text} for status, text in _REFUSAL_TEXT.items()
 }
 
 
@@ -150,5 +157,10 @@ def _add_command_route(
             "incident's own events: a command that does not fit gets 409 with the reason, "
             "and nothing is written."
         ),
-        responses={409: {"description": "the command does not fit the incident's state"}},
+        responses={
+            409: {
+                "model": ErrorBody,
+                "description": "the command does not fit the incident's state",
+            }
+        },
     )

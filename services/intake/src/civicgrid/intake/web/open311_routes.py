@@ -1,17 +1,22 @@
-"""Open311 GeoReport v2 (JSON) under /open311/v2, plus FixMyStreet's servicerequestupdates.
+"""Open311 GeoReport v2 under /open311/v2, in JSON and XML (chosen by the extension, as the
+spec says), FixMyStreet's servicerequestupdates (GET, and POST for a citizen's comment or "still
+not fixed"), and GeoReport's service discovery at /open311/discovery.{json,xml}.
 
-Reading needs no key, as the spec says; ``POST requests.json`` needs an ``api_key`` (form
-field, query parameter or ``X-API-Key`` header) allowed on the ``open311`` channel. The body
-is form-encoded as the spec says (``attribute[code]=v``, ``attribute[code][]=v`` for
-multi-value lists), or JSON with the same field names.
+Reading needs no key, as the spec says; ``POST requests`` needs an ``api_key`` (form field,
+query parameter or ``X-API-Key`` header) allowed on the ``open311`` channel. The body is
+form-encoded as the spec says (``attribute[code]=v``, ``attribute[code][]=v`` for multi-value
+lists), or JSON with the same field names.
 
-``lat``/``long`` are WGS84, as the spec says; when the city's datum is GCJ-02 (the shipped
-city) they are converted on the way in and back on the way out (``datum``). Only lat/long
-locate a request: ``address_string`` is kept as the address, and neither it nor ``address_id``
-is geocoded.
+``jurisdiction_id`` may be omitted; when given it must be the city's own id, or the answer is
+404 naming the id this endpoint serves (silently accepting any value hides client mistakes).
+
+``lat``/``long`` are WGS84, as the spec says, and so is everything civicgrid stores and
+serves. Without them, ``address_string`` must name a place in the city's gazetteer
+(``gazetteer``: communities, grids, named places); otherwise 400 lists the closest names.
+``address_id`` is not geocoded.
 
 Extension: a client may send ``token`` with its POST. A retried POST with the same token
-returns the same request and writes nothing, and ``tokens/{token}.json`` resolves it.
+returns the same request and writes nothing, and ``tokens/{token}`` resolves it.
 """
 
 from __future__ import annotations
@@ -20,35 +25,71 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 
+from civicgrid.events.ids import new_event_id
 from civicgrid.intake.access import Gate
-from civicgrid.intake.catalogue import GCJ02, Catalogue
-from civicgrid.intake.datum import wgs84_to_gcj02
+from civicgrid.intake.catalogue import Catalogue
 from civicgrid.intake.domain import identity
-from civicgrid.intake.domain.state import IncidentState, fold
-from civicgrid.intake.errors import Problem, Refused, bad_request, not_found, problems_from
+from civicgrid.intake.domain.commands import Callback, Command, Reopen
+from civicgrid.intake.domain.state import IncidentState, Stage, fold
+from civicgrid.intake.errors import (
+    Problem,
+    Refused,
+    bad_request,
+    forbidden,
+    not_found,
+    problems_from,
+    quoted,
+    rejected,
+)
 from civicgrid.intake.handlers import Intake
 from civicgrid.intake.index import RequestQuery
 from civicgrid.intake.open311 import (
+    DiscoveryOut,
+    EndpointOut,
+    Open311ErrorOut,
+    PostedOut,
+    RequestForm,
     RequestUpdateOut,
     ServiceDefinitionOut,
     ServiceOut,
     ServiceRequestOut,
+    TokenOut,
+    UpdateForm,
+    UpdatePostedOut,
     definition_of,
     request_of,
     service_of,
 )
 from civicgrid.intake.reports import Open311ClientReport
+from civicgrid.intake.web.open311_format import XML_MEDIA_TYPE, Format, respond
 
 MAX_SPAN = timedelta(days=90)
 MAX_REQUESTS = 1000
 MAX_IDS = 100
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+CHANGESET = "2026-11-30T00:00:00Z"  # when this endpoint's surface last changed
+# FixMyStreet's update statuses that mean "not fixed": on a resolved request, a dissatisfied
+# callback (which reopens it); on a closed one, a reopen.
+_NOT_FIXED = frozenset({"open", "reopen", "investigating", "in_progress", "action_scheduled"})
+_FIXED = frozenset({"fixed", "closed"})
+_ERROR_TEXT = {
+    400: "bad input: a field is missing or invalid (the description names it)",
+    403: "missing, unknown or insufficient api_key",
+    404: "not found: unknown id, service_code, jurisdiction_id or extension",
+    409: "the update does not fit the request's state",
+    413: "body too large",
+    429: "rate limit reached (see Retry-After)",
+    503: "intake cannot complete this now; retry",
+}
+_READ_ERRORS = (400, 404, 503)
+_WRITE_ERRORS = (400, 403, 404, 409, 413, 429, 503)
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ATTRIBUTE = re.compile(r"^attribute\[([^\]]{1,64})\](\[\])?$")
 # Where a report field came from in Open311's names, for error messages.
@@ -72,26 +113,88 @@ class Form:
     attributes: dict[str, str | list[str]]
 
 
+def _documented(
+    ok: Any, *errors: int, ok_statuses: tuple[int, ...] = (200,)
+) -> dict[int | str, dict[str, Any]]:
+    """Responses for OpenAPI: each status in JSON (the model) and XML (same elements)."""
+    xml = {XML_MEDIA_TYPE.split(";")[0]: {"schema": {"type": "string"}}}
+    documented: dict[int | str, dict[str, Any]] = {
+        status: {"model": ok, "description": "OK", "content": xml} for status in ok_statuses
+    }
+    for status in errors:
+        documented[status] = {
+            "model": list[Open311ErrorOut],
+            "description": _ERROR_TEXT[status],
+            "content": xml,
+        }
+    return documented
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+    }
+
+
+_FORM_BODY = _body(RequestForm)
+_UPDATE_BODY = _body(UpdateForm)
+
+
 def open311_router(intake: Intake, gate: Gate, catalogue: Catalogue) -> APIRouter:
-    router = APIRouter(prefix="/open311/v2", tags=["open311"])
+    def check_jurisdiction(
+        jurisdiction_id: Annotated[
+            str | None,
+            Query(description="optional; when given, the city's own id (see discovery)"),
+        ] = None,
+    ) -> None:
+        _jurisdiction(jurisdiction_id, catalogue)
 
-    @router.get("/services.json", response_model=list[ServiceOut])
-    async def services() -> list[ServiceOut]:
+    router = APIRouter(
+        prefix="/open311/v2", tags=["open311"], dependencies=[Depends(check_jurisdiction)]
+    )
+
+    @router.get(
+        "/services.{format}",
+        response_model=list[ServiceOut],
+        responses=_documented(list[ServiceOut], *_READ_ERRORS),
+    )
+    async def services(format: Format) -> Response:
         """The service list: the city's matter list (事项清单)."""
-        return [service_of(matter) for matter in catalogue.matters]
+        found = [service_of(matter) for matter in catalogue.matters]
+        return respond(format, found, root="services", item="service")
 
-    @router.get("/services/{service_code}.json", response_model=ServiceDefinitionOut)
-    async def service_definition(service_code: str) -> ServiceDefinitionOut:
+    @router.get(
+        "/services/{service_code}.{format}",
+        response_model=ServiceDefinitionOut,
+        responses=_documented(ServiceDefinitionOut, *_READ_ERRORS),
+    )
+    async def service_definition(service_code: str, format: Format) -> Response:
+        """A service's attributes (its definition)."""
         matter = catalogue.matter(service_code)
         if matter is None:
-            raise not_found(f"service_code {service_code!r} was not found", "service_code")
-        return definition_of(matter)
+            raise not_found(f"service_code {quoted(service_code)} was not found", "service_code")
+        return respond(format, definition_of(matter), root="service_definition", item=None)
 
-    @router.post("/requests.json", status_code=201)
-    async def post_request(request: Request) -> JSONResponse:
+    @router.post(
+        "/requests.{format}",
+        status_code=201,
+        response_model=list[PostedOut],
+        responses=_documented(list[PostedOut], *_WRITE_ERRORS, ok_statuses=(200, 201)),
+        openapi_extra=_FORM_BODY,
+    )
+    async def post_request(request: Request, format: Format) -> Response:
         """Create a service request (form-encoded as the spec says, or JSON). 201 with the
-        new ``service_request_id``; 200 when it joined an open duplicate or repeats a token."""
+        new ``service_request_id``; 200 when it joined an open duplicate or repeats a token.
+        Without lat/long, ``address_string`` must name a place in the city's gazetteer."""
         form = await _read_form(request)
+        _jurisdiction(form.fields.get("jurisdiction_id"), catalogue)
         key = form.fields.get("api_key") or request.query_params.get("api_key")
         rights = gate.for_report(key or request.headers.get("x-api-key"), "open311")
         report = _report_from(form, catalogue)
@@ -109,53 +212,53 @@ def open311_router(intake: Intake, gate: Gate, catalogue: Catalogue) -> APIRoute
         if outcome.outcome == "merged":
             notice = "This problem was already reported; your report joined that request."
         body = [
-            {
-                "service_request_id": outcome.incident_id,
-                "service_notice": notice,
-                "account_id": None,
-            }
+            PostedOut(
+                service_request_id=outcome.incident_id, service_notice=notice, account_id=None
+            )
         ]
-        return JSONResponse(body, status_code=201 if outcome.outcome == "created" else 200)
+        status = 201 if outcome.outcome == "created" else 200
+        return respond(format, body, root="service_requests", item="request", status_code=status)
 
-    @router.get("/requests.json", response_model=list[ServiceRequestOut])
+    @router.get(
+        "/requests.{format}",
+        response_model=list[ServiceRequestOut],
+        responses=_documented(list[ServiceRequestOut], *_READ_ERRORS),
+    )
     async def get_requests(
-        request: Request,
+        format: Format,
         service_request_id: str | None = None,
         service_code: str | None = None,
         start_date: str | None = None,
         end_date: str | None = None,
         status: str | None = None,
-    ) -> list[ServiceRequestOut]:
+    ) -> Response:
         """Requests reported within [start_date, end_date] (default: the last 90 days, at
         most 90 days), newest first, at most 1000. ``service_request_id`` overrides the rest."""
-        if service_request_id:
-            ids = _comma_list(service_request_id, "service_request_id")
-            if len(ids) > MAX_IDS or not all(_ID.match(i) for i in ids):
-                raise bad_request(f"up to {MAX_IDS} valid ids", "service_request_id")
-            states = [state for i in ids if (state := await _state(intake, i)) is not None]
-            return [request_of(state, catalogue) for state in states]
-        start, end = _window(start_date, end_date, intake.clock())
-        query = RequestQuery(
-            start=start,
-            end=end,
-            service_codes=frozenset(_comma_list(service_code, "service_code"))
-            if service_code
-            else None,
-            statuses=_statuses(status),
-            limit=MAX_REQUESTS,
+        found = await _requests(
+            intake, catalogue, service_request_id, service_code, start_date, end_date, status
         )
-        return [request_of(state, catalogue) for state in intake.index.requests(query)]
+        return respond(format, found, root="service_requests", item="request")
 
-    @router.get("/requests/{service_request_id}.json", response_model=list[ServiceRequestOut])
-    async def get_request(service_request_id: str) -> list[ServiceRequestOut]:
+    @router.get(
+        "/requests/{service_request_id}.{format}",
+        response_model=list[ServiceRequestOut],
+        responses=_documented(list[ServiceRequestOut], *_READ_ERRORS),
+    )
+    async def get_request(service_request_id: str, format: Format) -> Response:
+        """One request."""
         state = await _state(intake, service_request_id) if _ID.match(service_request_id) else None
         if state is None:
-            raise not_found(f"service_request_id {service_request_id!r} was not found")
-        return [request_of(state, catalogue)]
+            raise not_found(f"service_request_id {quoted(service_request_id)} was not found")
+        found = [request_of(state, catalogue)]
+        return respond(format, found, root="service_requests", item="request")
 
-    @router.get("/tokens/{token}.json")
-    async def get_token(token: str) -> list[dict[str, str]]:
-        """The request created with a client ``token`` (see POST requests.json)."""
+    @router.get(
+        "/tokens/{token}.{format}",
+        response_model=list[TokenOut],
+        responses=_documented(list[TokenOut], *_READ_ERRORS),
+    )
+    async def get_token(token: str, format: Format) -> Response:
+        """The request created with a client ``token`` (see POST requests)."""
         key = identity.token_key(token)
         incident_id = intake.index.incident_for_key(key)
         if incident_id is None and re.fullmatch(r"[\x21-\x7e]{1,128}", token):
@@ -164,19 +267,174 @@ def open311_router(intake: Intake, gate: Gate, catalogue: Catalogue) -> APIRoute
                 incident_id = derived
         if incident_id is None:
             raise not_found("token was not found", "token")
-        return [{"service_request_id": incident_id, "token": token}]
+        found = [TokenOut(service_request_id=incident_id, token=token)]
+        return respond(format, found, root="service_requests", item="request")
 
-    @router.get("/servicerequestupdates.json", response_model=list[RequestUpdateOut])
+    @router.get(
+        "/servicerequestupdates.{format}",
+        response_model=list[RequestUpdateOut],
+        responses=_documented(list[RequestUpdateOut], *_READ_ERRORS),
+    )
     async def get_updates(
-        start_date: str | None = None, end_date: str | None = None
-    ) -> list[RequestUpdateOut]:
+        format: Format, start_date: str | None = None, end_date: str | None = None
+    ) -> Response:
         """FixMyStreet's extension: updates to requests within [start_date, end_date]
         (default: the last 90 days), oldest first, at most 1000; statuses are FixMyStreet's
         extended ones (open, action_scheduled, in_progress, fixed, closed, duplicate, ...)."""
         start, end = _window(start_date, end_date, intake.clock())
-        return [update.out() for update in intake.index.updates(start, end, MAX_REQUESTS)]
+        found = [update.out() for update in intake.index.updates(start, end, MAX_REQUESTS)]
+        # FixMyStreet's root element for the list (its answer to a POST is singular).
+        return respond(format, found, root="service_requests_updates", item="request_update")
+
+    @router.post(
+        "/servicerequestupdates.{format}",
+        response_model=list[UpdatePostedOut],
+        responses=_documented(list[UpdatePostedOut], *_WRITE_ERRORS),
+        openapi_extra=_UPDATE_BODY,
+    )
+    async def post_update(request: Request, format: Format) -> Response:
+        """FixMyStreet's extension: a citizen's update. On a resolved request, ``status``
+        open ("still not fixed") records a dissatisfied callback, which reopens it, and
+        fixed/closed a satisfied one; on a closed request, open reopens it. A comment on a
+        request that is still being handled is refused with 409 (intake keeps no comments).
+        The key needs the ``callback`` and ``reopen`` commands."""
+        form = await _read_form(request)
+        _jurisdiction(form.fields.get("jurisdiction_id"), catalogue)
+        key = form.fields.get("api_key") or request.query_params.get("api_key")
+        key = key or request.headers.get("x-api-key")
+        holder = gate.keys.identify(key)  # 403 for a missing or unknown key first
+        if not (holder.may_command("callback") or holder.may_command("reopen")):
+            raise forbidden("this key may not post updates (it needs callback or reopen)")
+        system = holder.system
+        update_ref = form.fields.get("update_id", "").strip()
+        if update_ref and not re.fullmatch(r"[\x21-\x7e]{1,64}", update_ref):
+            raise bad_request("must be 1-64 printable ASCII characters", "update_id")
+        command_id = f"open311-update:{update_ref}" if update_ref else new_event_id()
+        causation = identity.command_causation(system, command_id)
+        written = await _written_by(intake, form.fields, causation)
+        if not written:  # not a retry of an update already carried out
+            incident_id, command = await _update_command(intake, form.fields)
+            name = "callback" if isinstance(command, Callback) else "reopen"
+            rights = gate.for_command(key, name)
+            await intake.command(incident_id, command, system=rights.system, command_id=command_id)
+            written = await _written_by(intake, form.fields, causation)
+        body = [UpdatePostedOut(update_id=written[0] if written else command_id)]
+        return respond(format, body, root="service_request_updates", item="request_update")
 
     return router
+
+
+def discovery_router(catalogue: Catalogue) -> APIRouter:
+    router = APIRouter(prefix="/open311", tags=["open311"])
+
+    @router.get(
+        "/discovery.{format}",
+        response_model=DiscoveryOut,
+        responses=_documented(DiscoveryOut, 404, 503),
+    )
+    async def discovery(request: Request, format: Format) -> Response:
+        """GeoReport v2 service discovery: where this city's endpoint is and what it speaks."""
+        base = str(request.base_url).rstrip("/")
+        document = DiscoveryOut(
+            changeset=CHANGESET,
+            contact="The city's 12345 hotline operations team",
+            key_service="API keys are issued by the city's platform operators",
+            endpoints=[
+                EndpointOut(
+                    specification=SPECIFICATION,
+                    url=f"{base}/open311/v2",
+                    changeset=CHANGESET,
+                    type="production",
+                    formats=["text/xml", "application/json"],
+                )
+            ],
+        )
+        return respond(format, document, root="discovery", item=None)
+
+    return router
+
+
+def _jurisdiction(given: str | None, catalogue: Catalogue) -> None:
+    if given is None or given == "" or given == catalogue.jurisdiction_id:
+        return
+    raise not_found(
+        f"{quoted(given)} is not served here; this endpoint serves only"
+        f" {catalogue.jurisdiction_id!r} (or omit jurisdiction_id)",
+        "jurisdiction_id",
+    )
+
+
+async def _requests(
+    intake: Intake,
+    catalogue: Catalogue,
+    service_request_id: str | None,
+    service_code: str | None,
+    start_date: str | None,
+    end_date: str | None,
+    status: str | None,
+) -> list[ServiceRequestOut]:
+    if service_request_id:
+        ids = _comma_list(service_request_id, "service_request_id")
+        if len(ids) > MAX_IDS or not all(_ID.match(i) for i in ids):
+            raise bad_request(f"up to {MAX_IDS} valid ids", "service_request_id")
+        states = [state for i in ids if (state := await _state(intake, i)) is not None]
+        return [request_of(state, catalogue) for state in states]
+    start, end = _window(start_date, end_date, intake.clock())
+    query = RequestQuery(
+        start=start,
+        end=end,
+        service_codes=frozenset(_comma_list(service_code, "service_code"))
+        if service_code
+        else None,
+        statuses=_statuses(status),
+        limit=MAX_REQUESTS,
+    )
+    return [request_of(state, catalogue) for state in intake.index.requests(query)]
+
+
+async def _written_by(intake: Intake, fields: dict[str, str], causation: str) -> list[str]:
+    """The ids of the events an update (its causation) wrote to its request, if any."""
+    incident_id = fields.get("service_request_id", "").strip()
+    if not _ID.match(incident_id):
+        return []
+    history = await intake.store().load(incident_id)
+    return [s.event.event_id for s in history.events if s.event.causation_id == causation]
+
+
+async def _update_command(intake: Intake, fields: dict[str, str]) -> tuple[str, Command]:
+    """The existing command a FixMyStreet update maps to (see ``post_update``)."""
+    incident_id = fields.get("service_request_id", "").strip()
+    if not incident_id:
+        raise bad_request("service_request_id was not provided", "service_request_id")
+    status = fields.get("status", "").strip().lower()
+    if not status:
+        raise bad_request("status was not provided (open, fixed or closed)", "status")
+    if status not in _NOT_FIXED | _FIXED:
+        raise bad_request(
+            "must be one of " + ", ".join(sorted(_NOT_FIXED | _FIXED)) + " (any case)", "status"
+        )
+    state = await _state(intake, incident_id) if _ID.match(incident_id) else None
+    if state is None:
+        raise not_found(f"service_request_id {quoted(incident_id)} was not found")
+    description = fields.get("description", "").strip()
+    try:
+        if state.stage is Stage.RESOLVED and state.callback_satisfied is None:
+            satisfied = status in _FIXED
+            return incident_id, Callback(
+                satisfied=satisfied, rating=5 if satisfied else 1, comment=description
+            )
+        if state.stage in (Stage.RESOLVED, Stage.CLOSED) and status in _NOT_FIXED:
+            reason = description or "the citizen reports it is not fixed"
+            return incident_id, Reopen(reason=reason)
+    except ValidationError as exc:
+        problems = [Problem("description", p.reason) for p in problems_from(exc)]
+        raise Refused(400, "bad_request", problems) from exc
+    if state.stage in (Stage.RESOLVED, Stage.CLOSED):
+        raise rejected(f"the request is already {'resolved' if status in _FIXED else 'closed'}")
+    raise rejected(
+        "the request is still being handled: intake records an update only after it was"
+        " resolved (a callback) or closed (a reopen)"
+    )
 
 
 async def _state(intake: Intake, incident_id: str) -> IncidentState | None:
@@ -210,8 +468,13 @@ async def _read_form(request: Request) -> Form:
 def _json_form(body: bytes) -> Form:
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad_request("the body is not JSON") from exc
+    except UnicodeDecodeError as exc:
+        raise bad_request("the body is not UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise bad_request(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            f" (character {exc.pos})"
+        ) from exc
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object")
     fields: dict[str, str] = {}
@@ -259,13 +522,11 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
     if not code:
         raise bad_request("service_code was not provided", "service_code")
     if catalogue.matter(code) is None:
-        raise not_found(f"service_code {code!r} was not found", "service_code")
-    if not fields.get("lat") or not fields.get("long"):
-        raise bad_request(
-            "lat and long are required: this endpoint does not geocode address_string"
-            " or address_id",
-            "lat/long",
-        )
+        raise not_found(f"service_code {quoted(code)} was not found", "service_code")
+    if fields.get("lat") or fields.get("long"):
+        location = _location(fields.get("lat", ""), fields.get("long", ""))
+    else:
+        location = _place_named(fields.get("address_string", ""), catalogue)
     name = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
     reporter = {
         key: value
@@ -279,7 +540,7 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
     candidate: dict[str, Any] = {
         "category": code,
         "description": fields.get("description", ""),
-        "location": _city_datum(fields["lat"], fields["long"], catalogue),
+        "location": location,
         "attributes": form.attributes,
     }
     if fields.get("address_string"):
@@ -300,11 +561,34 @@ def _report_from(form: Form, catalogue: Catalogue) -> Open311ClientReport:
         raise Refused(400, "bad_request", problems) from exc
 
 
-def _city_datum(lat_text: str, lon_text: str, catalogue: Catalogue) -> dict[str, float]:
-    """Open311's lat/long are WGS84; events hold the city's datum."""
+def _place_named(address: str, catalogue: Catalogue) -> dict[str, float]:
+    """A report without lat/long is located by the place its address_string names."""
+    if not address.strip():
+        raise bad_request(
+            "lat and long are required, or an address_string naming a community, grid or"
+            " named place of the city",
+            "lat/long",
+        )
+    place = catalogue.gazetteer.resolve(address)
+    if place is not None:
+        return {"lon": place.lon, "lat": place.lat}
+    matches = catalogue.gazetteer.close_matches(address)
+    hint = (
+        "close matches: " + ", ".join(matches)
+        if matches
+        else "name a community, grid or named place of the city, or send lat and long"
+    )
+    raise bad_request(f"names no place in the city's gazetteer; {hint}", "address_string")
+
+
+def _location(lat_text: str, lon_text: str) -> dict[str, float]:
+    """Open311's lat/long are WGS84, as events are."""
     problems = []
     coordinates: dict[str, float] = {}
     for field, text, low, high in (("lat", lat_text, -90, 90), ("long", lon_text, -180, 180)):
+        if not text.strip():
+            problems.append(Problem(field, "is required: send both lat and long"))
+            continue
         try:
             value = float(text)
         except ValueError:
@@ -315,10 +599,7 @@ def _city_datum(lat_text: str, lon_text: str, catalogue: Catalogue) -> dict[str,
         coordinates[field] = value
     if problems:
         raise Refused(400, "bad_request", problems)
-    lon, lat = coordinates["long"], coordinates["lat"]
-    if catalogue.datum == GCJ02:
-        lon, lat = wgs84_to_gcj02(lon, lat)
-    return {"lon": lon, "lat": lat}
+    return {"lon": coordinates["long"], "lat": coordinates["lat"]}
 
 
 def _comma_list(value: str, field: str) -> list[str]:

@@ -1,9 +1,10 @@
-"""WGS84 <-> GCJ-02, for Open311, whose ``lat``/``long`` are WGS84 by the spec.
+"""WGS84 <-> GCJ-02.
 
-Chinese cities' maps (and the shipped city) use GCJ-02, which is WGS84 shifted by a
-published, deterministic offset of a few hundred metres. Events hold the city's datum, so an
-Open311 point is converted on the way in and back on the way out; the native API and NATS
-take the city's datum as they are. Outside China the offset is zero by definition.
+civicgrid stores and serves WGS84 (RFC 7946 GeoJSON, GPS, CGCS2000 to centimetres). Chinese
+web maps (AMap, Tencent) draw in GCJ-02, which is WGS84 shifted by a published,
+deterministic offset of a few hundred metres. It is converted here: once in the city
+generator (the source outline is GCJ-02), and at intake for a report whose caller declares
+``crs: "GCJ-02"``. Outside China the offset is zero by definition.
 """
 
 from __future__ import annotations

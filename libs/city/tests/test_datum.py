@@ -1,8 +1,8 @@
-"""Open311 speaks WGS84; the shipped city is GCJ-02."""
+"""WGS84 <-> GCJ-02: civicgrid is WGS84; GCJ-02 is converted where a caller declares it."""
 
 from __future__ import annotations
 
-from civicgrid.intake.datum import gcj02_to_wgs84, wgs84_to_gcj02
+from civicgrid.city.datum import gcj02_to_wgs84, wgs84_to_gcj02
 
 
 def test_matches_the_published_reference_point() -> None:

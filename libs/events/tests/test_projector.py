@@ -176,3 +176,25 @@ async def _dead_letter_for(js: JetStreamContext, sequence: int) -> DeadLetter:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_projector_whose_consumer_is_deleted_makes_another_from_its_position(
+    js: JetStreamContext, store: EventStore
+) -> None:
+    projection = MemoryProjection(name="recreated")
+    projector = projector_for(projection, js)
+    projector.retry_s = 0.05
+    await projector.start()
+    try:
+        await eventually(lambda: _true(projector.caught_up), what="caught up")
+        first = projector.consumer_name
+        assert first is not None
+        await js.delete_consumer(streams.INCIDENTS, first)
+        _, sequence = await append_life(store)
+        assert await projector.wait_for(sequence, timeout_s=15)
+        assert projector.consumer_name != first
+        assert projector.failures >= 1
+        # MemoryProjection asserts that nothing was applied twice across the two consumers.
+        assert projection.seen[sequence] == "accepted"
+    finally:
+        await projector.stop()

@@ -130,6 +130,7 @@ class Projector:
     caught_up: bool = field(default=False, init=False)
     stream_last: int = field(default=0, init=False)
     failures: int = field(default=0, init=False)
+    consumer_name: str | None = field(default=None, init=False)  # the current ephemeral
     _applied: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _sampled_at: float = field(default=0.0, init=False)
@@ -220,6 +221,7 @@ class Projector:
         subscription = await js.pull_subscribe(
             self.filter_subject, stream=self.stream, config=config
         )
+        self.consumer_name = config.name
         # Pipelined: the next batch is fetched and decoded while the projection stores the
         # previous one. Stores stay one after another, each from the position the last left.
         storing: asyncio.Task[None] | None = None

@@ -6,7 +6,14 @@ import asyncio
 import os
 import platform
 
-from bench import baseline, eventstore, history_at_scale, report_to_assigned, sla_timers
+from bench import (
+    baseline,
+    eventstore,
+    history_at_scale,
+    report_to_assigned,
+    reporting,
+    sla_timers,
+)
 from bench.harness import Figure, bench_server
 
 SCALE = float(os.environ.get("CIVICGRID_BENCH_SCALE", "1.0"))
@@ -37,8 +44,12 @@ async def main() -> None:
         timer_base, timer_sla, sla_rss_mb = await sla_timers.measure(
             server, client, deadlines, sla_timers.window_for(deadlines)
         )
+        stream_end = await reporting.publish_city(client, _n(2_000))
+        raw_ordered = await reporting.raw_ordered_read(client, stream_end)
+        rebuild = await reporting.rebuild_sqlite(client, stream_end)
         # Last: it fills the stream with a million messages.
         long_stream = await history_at_scale.measure(client, _n(1_000_000), _n(200))
+    stats = reporting.stats_query(_n(50_000))
     print("raw NATS baseline (same run, same server):")
     print(_row(raw_publish, None))
     print(_row(raw_one, None))
@@ -54,6 +65,10 @@ async def main() -> None:
         print(f"  {latency.name:<58} {times}   {ratio}")
     print(_row(raw_flow, None))
     print(_row(routed_flow, raw_flow))
+    print("reporting (read model on SQLite; the whole INCIDENTS stream):")
+    print(_row(raw_ordered, None))
+    print(_row(rebuild, raw_ordered))
+    print(f"  {stats.name:<58} {stats.seconds * 1000:>12,.1f} ms")
     print("history loads in a long stream (raw: one wildcard Direct Get, the old read):")
     for ours, raw in zip(long_stream[::2], long_stream[1::2], strict=True):
         print(_row(raw, None))

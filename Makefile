@@ -34,6 +34,7 @@ run: $(STAMP)
 	$(BIN)/civicgrid up
 
 test: lock-check $(STAMP)
+	bash tools/system-deps.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

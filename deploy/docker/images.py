@@ -169,6 +169,19 @@ def wait_for(condition: Any, what: str, deadline: float) -> None:
     raise TimeoutError(f"{what}: not within {deadline:.0f}s")
 
 
+def workload_manifest(service: str) -> dict[str, Any]:
+    """The service's Deployment, or its StatefulSet (reporting), from the base manifests."""
+    import yaml
+
+    (path,) = [
+        REPO / f"deploy/k8s/base/{service}/{kind}.yaml"
+        for kind in ("deployment", "statefulset")
+        if (REPO / f"deploy/k8s/base/{service}/{kind}.yaml").exists()
+    ]
+    manifest: dict[str, Any] = yaml.safe_load(path.read_text())
+    return manifest
+
+
 def deployment_env(service: str, nats: Nats, port: int) -> dict[str, str]:
     """The container's environment as the base manifests give it, NATS and port made local."""
     import yaml
@@ -179,8 +192,7 @@ def deployment_env(service: str, nats: Nats, port: int) -> dict[str, str]:
     for generator in kustomization.get("configMapGenerator", []):
         if generator["name"] == "civicgrid-config":
             env |= dict(literal.split("=", 1) for literal in generator["literals"])
-    deployment = yaml.safe_load((base / service / "deployment.yaml").read_text())
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = workload_manifest(service)["spec"]["template"]["spec"]["containers"]
     for variable in container.get("env", []):
         if "value" in variable:
             env[variable["name"]] = variable["value"]
@@ -210,8 +222,7 @@ def deployment_mounts(service: str, workdir: Path) -> tuple[Mount, ...]:
         g["name"]: g.get("files", [])
         for g in yaml.safe_load((overlay / "kustomization.yaml").read_text())["secretGenerator"]
     }
-    pod = yaml.safe_load((REPO / f"deploy/k8s/base/{service}/deployment.yaml").read_text())
-    spec = pod["spec"]["template"]["spec"]
+    spec = workload_manifest(service)["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     (container,) = spec["containers"]
     mounts = []
@@ -220,7 +231,8 @@ def deployment_mounts(service: str, workdir: Path) -> tuple[Mount, ...]:
             continue
         host = workdir / "volumes" / service / volume_mount["name"]
         host.mkdir(parents=True)
-        volume = volumes[volume_mount["name"]]
+        # Not among the pod's volumes: a claim from the StatefulSet's volumeClaimTemplates.
+        volume = volumes.get(volume_mount["name"], {})
         if "secret" in volume:
             for entry in generated[volume["secret"]["secretName"]]:
                 key, _, source = entry.partition("=")

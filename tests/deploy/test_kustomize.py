@@ -53,7 +53,14 @@ CUSTOM_KINDS = {
 # its own.
 NATS_SECRETS = {f"civicgrid-nats-{user}" for user in USERS}
 OPERATOR_SECRETS = NATS_SECRETS | {"civicgrid-intake-api-keys"}
-EXTERNAL_SECRETS = {"base": OPERATOR_SECRETS, "dev": set(), "prod": OPERATOR_SECRETS | {"nats-tls"}}
+EXTERNAL_SECRETS = {
+    "base": OPERATOR_SECRETS,
+    "dev": set(),
+    "prod": OPERATOR_SECRETS | {"nats-tls", "civicgrid-reporting-db"},
+}
+# Each service's workload kind: reporting keeps a read model per replica on its own claim.
+WORKLOAD_KINDS = {"reporting": "StatefulSet"}
+READ_MODEL_DIR = "/var/lib/civicgrid"
 # Where the ingress controller and Prometheus run (kubernetes.io/metadata.name).
 INGRESS_NAMESPACE = "ingress-nginx"
 MONITORING_NAMESPACE = "monitoring"
@@ -123,6 +130,14 @@ def workloads(rendering: Rendering) -> Iterator[Obj]:
         yield from rendering.of_kind(kind)
 
 
+def service_workload(rendering: Rendering, name: str) -> Obj:
+    return rendering.named(WORKLOAD_KINDS.get(name, "Deployment"), name)
+
+
+def service_workloads(rendering: Rendering) -> list[Obj]:
+    return [service_workload(rendering, name) for name in SERVICES]
+
+
 def selects(selector: Obj, labels: dict[str, str]) -> bool:
     assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are used: {selector}"
     return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
@@ -189,7 +204,11 @@ def test_custom_resources_have_the_fields_their_operators_need(rendering: Render
     for scaled in rendering.of_kind("ScaledObject"):
         spec = scaled["spec"]
         assert spec["scaleTargetRef"]["name"], scaled
-        assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+        target = spec["scaleTargetRef"]
+        kind = WORKLOAD_KINDS.get(target["name"], "Deployment")
+        assert target.get("kind", "Deployment") == kind, target
+        if "kind" in target:
+            assert target["apiVersion"] == "apps/v1", "KEDA needs the group of a non-Deployment"
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"], spec
         assert spec["triggers"], scaled
         for trigger in spec["triggers"]:
@@ -210,9 +229,8 @@ def test_custom_resources_have_the_fields_their_operators_need(rendering: Render
 
 
 def test_every_deployment_is_probed_and_locked_down(rendering: Rendering) -> None:
-    deployments = rendering.of_kind("Deployment")
-    assert {d["metadata"]["name"] for d in deployments} == set(SERVICES)
-    for deployment in deployments:
+    assert rendering.names("Deployment") == set(SERVICES) - set(WORKLOAD_KINDS)
+    for deployment in service_workloads(rendering):
         name = deployment["metadata"]["name"]
         spec = pod_spec(deployment)
         (container,) = spec["containers"]
@@ -263,7 +281,7 @@ def test_every_service_listens_on_all_interfaces_and_reaches_nats_as_itself(
     config = configmap["data"]
     assert config["CIVICGRID_HTTP_HOST"] == "0.0.0.0"
     for name in SERVICES:
-        deployment = rendering.named("Deployment", name)
+        deployment = service_workload(rendering, name)
         (container,) = pod_spec(deployment)["containers"]
         assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
         env = env_of(container)
@@ -277,8 +295,9 @@ def test_every_service_listens_on_all_interfaces_and_reaches_nats_as_itself(
 
 
 def test_every_service_has_its_companions(rendering: Rendering) -> None:
+    for workload in service_workloads(rendering):
+        assert workload["kind"] == WORKLOAD_KINDS.get(workload["metadata"]["name"], "Deployment")
     for kind in (
-        "Deployment",
         "Service",
         "PodDisruptionBudget",
         "NetworkPolicy",
@@ -303,7 +322,7 @@ def test_selectors_and_references_resolve(rendering: Rendering) -> None:
         assert selected({"matchLabels": service["spec"]["selector"]}), f"Service {name}"
     for name in SERVICES:
         own = {name}
-        assert selected(rendering.named("Deployment", name)["spec"]["selector"]) == own
+        assert selected(service_workload(rendering, name)["spec"]["selector"]) == own
         assert selected({"matchLabels": services[name]["spec"]["selector"]}) == own
         assert selected(rendering.named("PodDisruptionBudget", name)["spec"]["selector"]) == own
         assert selected(rendering.named("NetworkPolicy", name)["spec"]["podSelector"]) == own
@@ -316,8 +335,10 @@ def test_selectors_and_references_resolve(rendering: Rendering) -> None:
         assert [svc["metadata"]["name"] for svc in monitored] == [name]
         port_names = {port["name"] for port in monitored[0]["spec"]["ports"]}
         assert {endpoint["port"] for endpoint in monitor["endpoints"]} <= port_names
-        target = rendering.named("ScaledObject", name)["spec"]["scaleTargetRef"]["name"]
-        assert target == name and name in rendering.names("Deployment")
+        target = rendering.named("ScaledObject", name)["spec"]["scaleTargetRef"]
+        workload = service_workload(rendering, name)
+        assert target["name"] == name
+        assert target.get("kind", "Deployment") == workload["kind"], target
     for ingress in rendering.of_kind("Ingress"):
         for rule in ingress["spec"]["rules"]:
             for path in rule["http"]["paths"]:
@@ -381,7 +402,10 @@ def test_network_policies_admit_only_http_from_outside_and_only_nats_and_dns_out
                 allowed.add((port["protocol"], port["port"]))
             if any(port["port"] == 4222 for port in rule["ports"]):
                 assert rule["to"] == [{"podSelector": {"matchLabels": NATS_POD_LABELS}}]
-        assert allowed == {("TCP", 4222), ("UDP", 53), ("TCP", 53)}, name
+        expected_out = {("TCP", 4222), ("UDP", 53), ("TCP", 53)}
+        if name == "reporting" and rendering.target == "prod":
+            expected_out.add(("TCP", 5432))  # its PostgreSQL read model
+        assert allowed == expected_out, name
 
 
 # --- NATS, streams and KEDA -------------------------------------------------------------------
@@ -443,6 +467,29 @@ def test_dev_runs_one_replica_of_each_service() -> None:
         assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 1)
 
 
+def test_reporting_keeps_its_read_model_on_a_claim_per_replica(rendering: Rendering) -> None:
+    reporting = rendering.named("StatefulSet", "reporting")
+    spec = reporting["spec"]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    (container,) = pod_spec(reporting)["containers"]
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert mounts[READ_MODEL_DIR] == claim["metadata"]["name"]
+    # The image's data dir (services/reporting/Dockerfile) is where the SQLite file goes.
+    dockerfile = (REPO / "services" / "reporting" / "Dockerfile").read_text()
+    assert f"CIVICGRID_DATA_DIR={READ_MODEL_DIR}" in dockerfile
+    assert spec["serviceName"] in rendering.names("Service")
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert "replicas" not in spec, "KEDA owns the replica count"
+    env = env_of(container)
+    if rendering.target == "prod":
+        url = env["CIVICGRID_REPORTING_DB"]["valueFrom"]["secretKeyRef"]
+        assert url == {"name": "civicgrid-reporting-db", "key": "url"}
+    else:
+        assert "CIVICGRID_REPORTING_DB" not in env, "dev and base: SQLite on the claim"
+
+
 def test_prod_talks_tls_to_nats_and_trusts_only_its_ca() -> None:
     prod = _render("prod")
     config = nats_config(prod)
@@ -455,7 +502,7 @@ def test_prod_talks_tls_to_nats_and_trusts_only_its_ca() -> None:
     assert tls_volume["secret"]["secretName"] == "nats-tls"
     (tls_mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
     assert {str(Path(path).parent) for path in files} == {tls_mount["mountPath"]}
-    clients = [*prod.of_kind("Deployment"), *prod.of_kind("Job")]
+    clients = [*service_workloads(prod), *prod.of_kind("Job")]
     for client in clients:
         (container,) = pod_spec(client)["containers"]
         volumes = {volume["name"]: volume for volume in pod_spec(client)["volumes"]}

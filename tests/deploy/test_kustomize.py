@@ -742,3 +742,20 @@ def test_the_dev_overlays_intake_keys_file_is_one_intake_accepts() -> None:
 
     entries = load_keys_file(REPO / "deploy" / "k8s" / "overlays" / "dev" / "intake-api-keys.yaml")
     assert entries, "the dev overlay should ship at least one key"
+
+
+def test_the_operators_toolbox_pod_is_valid_and_as_locked_down_as_the_services() -> None:
+    toolbox = yaml.safe_load((K8S / "ops" / "toolbox.yaml").read_text())
+    kubernetes_validate.validate(toolbox, KUBERNETES_VERSION, strict=True)
+    spec = toolbox["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["image"].startswith("civicgrid/cli:")
+    password = env_of(container)["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "civicgrid-nats-admin", "key": "password"}
+    # It reaches NATS only if NATS admits every pod of the namespace.
+    policy = _render("base").named("NetworkPolicy", "nats")["spec"]
+    assert any({"podSelector": {}} in rule.get("from", []) for rule in policy["ingress"])

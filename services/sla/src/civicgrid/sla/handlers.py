@@ -31,7 +31,7 @@ from civicgrid.events.notifications import SlaNotification
 from civicgrid.events.store import AppendResult, ConcurrencyConflict, History
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.calendar import CalendarNotCovered, WorkingCalendar
-from civicgrid.sla.domain.clocks import Clocks, apply
+from civicgrid.sla.domain.clocks import SLA_SOURCE, Clocks, apply
 from civicgrid.sla.domain.decide import (
     STAGES,
     Firing,
@@ -176,7 +176,7 @@ async def settle(
             for event in judged.events:
                 clocks = apply(clocks, event)
         try:
-            fresh = await _append(ports.store, incident_id, to_write, history.version)
+            fresh = await _append(ports.store, incident_id, to_write, history.version, events)
         except ConcurrencyConflict:
             continue
         _count(ports.metrics, fresh, ports.now())
@@ -187,11 +187,22 @@ async def settle(
 
 
 async def _append(
-    store: IncidentStore, incident_id: str, events: Sequence[IncidentEvent], version: int
+    store: IncidentStore,
+    incident_id: str,
+    events: Sequence[IncidentEvent],
+    version: int,
+    history: Sequence[IncidentEvent],
 ) -> list[IncidentEvent]:
-    """Append in order, each expecting the one before; returns the ones newly stored."""
+    """Append in order, each expecting the one before; returns the ones newly stored.
+
+    Message ids are ``sla:<incident>:<cause>:<n>``, n counting the cause's events including
+    those already stored, so the rest of a half-stored reaction gets its own ids.
+    """
     fresh: list[IncidentEvent] = []
     per_cause: dict[str, int] = {}
+    for stored in history:
+        if stored.source == SLA_SOURCE and stored.causation_id:
+            per_cause[stored.causation_id] = per_cause.get(stored.causation_id, 0) + 1
     expected = version
     for event in events:
         cause = event.causation_id or event.event_id

@@ -25,6 +25,7 @@ from civicgrid.events.incident_events import (
     ReturnReason,
     Suspended,
 )
+from civicgrid.events.store import AppendResult, ConcurrencyConflict, History, StoredEvent
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 
 GRID_A = UnitRef(kind=UnitKind.GRID, id="c01-g001")
@@ -148,3 +149,32 @@ class Script:
 
 def types_of(events: list[IncidentEvent] | tuple[IncidentEvent, ...]) -> list[str]:
     return [f"{e.event_type}:{getattr(e, 'clock', '')}".rstrip(":") for e in events]
+
+
+class InMemoryStore:
+    """The event store's contract without a server: expected versions and message ids."""
+
+    def __init__(self) -> None:
+        self.stored: list[tuple[str, StoredEvent]] = []  # (msg id, event)
+
+    def add(self, event: IncidentEvent, msg_id: str | None = None) -> int:
+        sequence = len(self.stored) + 1
+        self.stored.append((msg_id or event.event_id, StoredEvent(sequence, event)))
+        return sequence
+
+    async def load(self, incident_id: str) -> History:
+        return History(
+            incident_id, tuple(s for _, s in self.stored if s.event.incident_id == incident_id)
+        )
+
+    async def append(
+        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
+    ) -> AppendResult:
+        mine = [(m, s) for m, s in self.stored if s.event.incident_id == event.incident_id]
+        for stored_msg_id, stored in mine:
+            if stored_msg_id == msg_id:
+                return AppendResult(stored.sequence, duplicate=True)
+        last = mine[-1][1].sequence if mine else 0
+        if expected_version is not None and expected_version != last:
+            raise ConcurrencyConflict(event.incident_id, expected_version, "wrong last sequence")
+        return AppendResult(self.add(event, msg_id), duplicate=False)

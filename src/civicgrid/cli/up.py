@@ -14,6 +14,8 @@ from typing import TypeVar
 
 import httpx
 import nats
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from civicgrid.city import CityConfigError, default_config_dir, load_city
 from civicgrid.cli import running
@@ -21,8 +23,9 @@ from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
 from civicgrid.cli.supervisor import HEALTHY_RUN_S, Child, EventPrinter, Supervisor
 from civicgrid.events.ownership import SERVICES
-from civicgrid.events.streams import ensure_streams
+from civicgrid.events.streams import INCIDENTS, ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, NatsServerError
+from civicgrid.servicekit.seeds import NatsSeeds
 from civicgrid.servicekit.settings import DEFAULT_PORTS, ServiceSettings
 
 READY_DEADLINE_S = 90.0
@@ -64,12 +67,34 @@ class UpOptions:
     dev_api_key: str | None
 
 
-async def provision(url: str, replicas: int = 1) -> None:
-    client = await nats.connect(url, name="civicgrid-provisioner", connect_timeout=5)
+async def provision(url: str, replicas: int | None = None) -> int:
+    """Create or update the streams and buckets; ``url`` is one NATS URL or a list of seeds.
+
+    Without ``replicas``, streams keep the replicas they were provisioned with (1 for new ones):
+    `up` on a cluster provisioned with ``--replicas 3`` must not scale it down. Returns the
+    replicas used.
+    """
+    seeds = NatsSeeds.parse(url)
+    client = await nats.connect(
+        **seeds.connect_options(), name="civicgrid-provisioner", connect_timeout=5
+    )
     try:
-        await ensure_streams(client.jetstream(), replicas=replicas)
+        js = client.jetstream()
+        if replicas is None:
+            replicas = await provisioned_replicas(js)
+        await ensure_streams(js, replicas=replicas)
     finally:
         await client.drain()
+    return replicas
+
+
+async def provisioned_replicas(js: JetStreamContext) -> int:
+    """The replicas INCIDENTS has, or 1 on a NATS not provisioned yet."""
+    try:
+        info = await js.stream_info(INCIDENTS)
+    except NotFoundError:
+        return 1
+    return int(info.config.num_replicas or 1)
 
 
 def service_env(options: UpOptions, service: str, nats_url: str, api_key: str) -> dict[str, str]:
@@ -220,7 +245,7 @@ async def run_up(options: UpOptions) -> int:
     else:
         admin_url = options.nats_url
         urls = {service: options.nats_url for service in SERVICES}
-        nats_shown = options.nats_url.split("@")[-1]
+        nats_shown = NatsSeeds.parse(options.nats_url).shown()
         api_key = options.dev_api_key or ""
 
     children = [

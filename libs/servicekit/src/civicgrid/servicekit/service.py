@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Response
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.security import SASLPlaintext
 from nats.js import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
@@ -34,6 +36,7 @@ from civicgrid.events.redrive import redrive_spec
 from civicgrid.events.store import EventStore
 from civicgrid.servicekit import serving
 from civicgrid.servicekit.logging import configure_logging
+from civicgrid.servicekit.seeds import NatsSeeds
 from civicgrid.servicekit.settings import ServiceSettings
 
 log = structlog.get_logger("civicgrid.service")
@@ -60,7 +63,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.broker = NatsBroker(
-            self.settings.nats_url,
+            **_broker_connection(self.settings.nats_seeds),
             name=self.settings.instance,
             middlewares=[
                 NatsPrometheusMiddleware(registry=self.registry, app_name=self.settings.service)
@@ -109,7 +112,7 @@ class Service:
         configure_logging(self.settings.service, self.settings.log_level)
         # Until NATS answers, this waits (retrying for ever): run it where a signal can cancel
         # it, as ``run`` does.
-        log.info("connecting", nats=_without_credentials(self.settings.nats_url))
+        log.info("connecting", nats=self.settings.nats_seeds.shown())
         await self.broker.connect()
         self._store = EventStore(self.jetstream)
         for hook in self.on_connected:
@@ -132,7 +135,7 @@ class Service:
         log.info(
             "service_started",
             port=self.settings.http_port,
-            nats=_without_credentials(self.settings.nats_url),
+            nats=self.settings.nats_seeds.shown(),
         )
 
     async def stop(self) -> None:
@@ -199,11 +202,18 @@ class Service:
         child.set_function(lambda: float("nan") if loop.pending is None else loop.pending)
 
 
-def _without_credentials(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+def _broker_connection(seeds: NatsSeeds) -> dict[str, Any]:
+    """Every seed for the broker, the credentials apart (they hold for the whole cluster)."""
+    if seeds.user is not None and seeds.password is not None:
+        return {
+            "servers": list(seeds.servers),
+            "security": SASLPlaintext(username=seeds.user, password=seeds.password),
+        }
+    if seeds.user is not None:
+        # A token: nats-py reads it from the URL of the server it dials.
+        token = seeds.user
+        return {"servers": [url.replace("://", f"://{token}@", 1) for url in seeds.servers]}
+    return {"servers": list(seeds.servers)}
 
 
 def run(service: Service) -> None:

@@ -26,6 +26,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from civicgrid.events.streams import ROUTING_POLICY_BUCKET
 from civicgrid.routing.domain.city import CityMap
 from civicgrid.routing.domain.policy import RoutingPolicy
+from civicgrid.servicekit.seeds import NatsSeeds
 
 log = structlog.get_logger("civicgrid.routing.policy")
 
@@ -229,7 +230,7 @@ async def _main(args: argparse.Namespace) -> int:
 
     from civicgrid.routing.config import load_city_map
 
-    nc = await nats.connect(args.nats)
+    nc = await nats.connect(**NatsSeeds.parse(args.nats).connect_options())
     try:
         js = nc.jetstream()
         if args.command == "publish":

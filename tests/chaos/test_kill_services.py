@@ -1,0 +1,115 @@
+"""Chaos on one nats-server: services killed with -9 during load, nats-server killed during load,
+two replicas of every service. Afterwards the stream holds exactly what it should."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from civicgrid.events.testing.waiting import eventually
+from tests.support.ledger import Ledger, read_ledger
+from tests.support.load import Load, report_bodies, shipped_city
+from tests.support.processes import SERVICES, Platform, ServiceProcess
+
+SETTLE_WITHIN_S = 60.0
+
+
+async def settled(platform: Platform, load: Load) -> Ledger:
+    """The ledger once every report taken is stored and every incident assigned."""
+
+    async def all_assigned() -> Ledger | None:
+        ledger = await read_ledger(platform.admin_seeds())
+        return ledger if not ledger.unassigned() and ledger.reported_incidents() else None
+
+    return await eventually(
+        all_assigned, within_s=SETTLE_WITHIN_S, interval_s=0.5, what="every incident assigned"
+    )
+
+
+async def progressed(load: Load, by: int, within_s: float = 30.0) -> None:
+    """Until the load has had ``by`` more reports taken (or tried ``by`` more times)."""
+    start = load.accepted + load.retries
+
+    async def moved() -> bool:
+        return load.accepted + load.retries >= start + by
+
+    await eventually(moved, within_s=within_s, interval_s=0.05, what=f"{by} more reports sent")
+
+
+def check(ledger: Ledger, load: Load, platform: Platform) -> None:
+    assert not load.refused, load.refused[:5]
+    assert load.accepted == len(load.bodies)
+    problems = ledger.problems(load.receipts)
+    assert not problems, "\n".join(problems) + "\n" + platform.logs()
+
+
+@pytest.mark.timeout(180)
+async def test_kill_9_each_service_in_turn_during_load_loses_and_doubles_nothing(
+    platform: Platform,
+) -> None:
+    running = {service: platform.add(service) for service in SERVICES}
+    await platform.start_all()
+    load = Load(
+        [running["intake"].url], platform.api_key, report_bodies(shipped_city(), 400, seed=1)
+    )
+    sending = asyncio.create_task(load.run())
+    try:
+        for service in SERVICES:
+            victim: ServiceProcess = running[service]
+            await progressed(load, by=25)
+            victim.kill()
+            # Reports keep coming while it is dead: the others' work piles up for it.
+            await progressed(load, by=25)
+            victim.start()
+            await victim.wait_ready()
+        await asyncio.wait_for(sending, timeout=120)
+    finally:
+        sending.cancel()
+    assert all(running[s].starts == 2 for s in SERVICES)
+    assert load.retries > 0, "intake's death went unnoticed: the kill did not happen under load"
+    check(await settled(platform, load), load, platform)
+
+
+@pytest.mark.timeout(180)
+async def test_nats_server_killed_and_restarted_during_load_loses_nothing(
+    platform: Platform,
+) -> None:
+    running = {service: platform.add(service) for service in SERVICES}
+    await platform.start_all()
+    load = Load(
+        [running["intake"].url], platform.api_key, report_bodies(shipped_city(), 300, seed=2)
+    )
+    sending = asyncio.create_task(load.run())
+    try:
+        await progressed(load, by=60)
+        server = platform.nats.servers[0]
+        server.kill()
+        await progressed(load, by=10)  # intake refuses or fails while NATS is gone
+        platform.nats.restart(server)
+        for process in platform.processes:
+            await process.wait_ready()
+        await asyncio.wait_for(sending, timeout=120)
+    finally:
+        sending.cancel()
+    assert load.retries > 0, "NATS' death went unnoticed: the kill did not happen under load"
+    check(await settled(platform, load), load, platform)
+
+
+@pytest.mark.timeout(180)
+async def test_two_replicas_of_every_service_have_no_duplicate_effects(
+    platform: Platform,
+) -> None:
+    for service in SERVICES:
+        platform.add(service)
+        platform.add(service)
+    await platform.start_all()
+    intakes = [process.url for process in platform.of("intake")]
+    bodies = report_bodies(shipped_city(), 300, seed=3)
+    load = Load(intakes, platform.api_key, bodies, rate=40)
+    await asyncio.wait_for(load.run(), timeout=120)
+    # A retry of every report through the other replica: the same incident, nothing new.
+    again = Load(list(reversed(intakes)), platform.api_key, bodies, rate=80)
+    await asyncio.wait_for(again.run(), timeout=120)
+    assert again.receipts == load.receipts
+    check(await settled(platform, load), load, platform)

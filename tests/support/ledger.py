@@ -1,0 +1,120 @@
+"""What the INCIDENTS stream holds after a run, and the checks every chaos test makes on it:
+every report stored once, every incident assigned once, no clock started, warned, breached or
+escalated twice, nothing dead-lettered."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js.errors import NotFoundError
+
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.incident_events import (
+    Assigned,
+    Escalated,
+    Merged,
+    Reported,
+    SlaBreached,
+    SlaClockStarted,
+    SlaWarning,
+)
+from civicgrid.events.models import load_event_json
+from civicgrid.events.streams import DLQ, INCIDENTS
+from civicgrid.servicekit.seeds import NatsSeeds
+
+
+@dataclass
+class Ledger:
+    events: list[IncidentEvent] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
+
+    @property
+    def by_incident(self) -> dict[str, list[IncidentEvent]]:
+        grouped: dict[str, list[IncidentEvent]] = defaultdict(list)
+        for event in self.events:
+            grouped[event.incident_id].append(event)
+        return grouped
+
+    def reported_incidents(self) -> set[str]:
+        return {e.incident_id for e in self.events if isinstance(e, Reported)}
+
+    def unassigned(self) -> set[str]:
+        assigned = {e.incident_id for e in self.events if isinstance(e, Assigned)}
+        return self.reported_incidents() - assigned
+
+    def problems(self, receipts: dict[str, str]) -> list[str]:
+        """Everything that is not exactly as it should be, in words; empty when all is well."""
+        found: list[str] = []
+        reports = [e for e in self.events if isinstance(e, Reported | Merged)]
+        if len(reports) != len(receipts):
+            found.append(
+                f"{len(receipts)} reports taken, {len(reports)} reported/merged events stored"
+            )
+        known = {e.incident_id for e in self.events}
+        lost = sorted({i for i in receipts.values() if i not in known})
+        if lost:
+            found.append(f"receipts naming incidents the stream does not hold: {lost[:5]}")
+        unassigned = sorted(self.unassigned())
+        if unassigned:
+            found.append(f"{len(unassigned)} incidents never assigned: {unassigned[:5]}")
+        for incident_id, events in self.by_incident.items():
+            found += _doubles(incident_id, events)
+        if self.dead_letters:
+            found.append(f"{len(self.dead_letters)} dead letters: {self.dead_letters[:3]}")
+        return found
+
+
+def _doubles(incident_id: str, events: list[IncidentEvent]) -> list[str]:
+    found = []
+    # The load never returns, reopens or escalates by hand: one assignment each, by routing.
+    assignments = [e for e in events if isinstance(e, Assigned)]
+    if len(assignments) > 1 and not any(isinstance(e, Escalated) for e in events):
+        found.append(f"{incident_id} assigned {len(assignments)} times")
+    numbers = Counter(e.assignment_no for e in assignments)
+    found += [f"{incident_id} assignment_no {n} written {c}x" for n, c in numbers.items() if c > 1]
+    keyed: Counter[tuple[str, ...]] = Counter()
+    for event in events:
+        if isinstance(event, SlaClockStarted | SlaWarning | SlaBreached):
+            keyed[(event.event_type, event.clock, str(event.clock_version))] += 1
+        elif isinstance(event, Escalated):
+            keyed[(event.event_type, event.clock, str(event.ladder_level))] += 1
+    found += [f"{incident_id} {' '.join(k)} written {c} times" for k, c in keyed.items() if c > 1]
+    return found
+
+
+async def read_ledger(admin_seeds: str) -> Ledger:
+    client = await nats.connect(**NatsSeeds.parse(admin_seeds).connect_options(), name="ledger")
+    try:
+        ledger = Ledger()
+        ledger.events = [load_event_json(data) for data in await _read_all(client, INCIDENTS)]
+        letters = await _read_all(client, DLQ)
+        ledger.dead_letters = [data.decode(errors="replace")[:300] for data in letters]
+        return ledger
+    finally:
+        await client.close()
+
+
+async def _read_all(client: NatsClient, stream: str) -> list[bytes]:
+    js = client.jetstream()
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        return []
+    last = info.state.last_seq
+    if info.state.messages == 0:
+        return []
+    found: list[bytes] = []
+    subscription = await js.subscribe(
+        f"{'incident' if stream == INCIDENTS else 'dlq'}.>", ordered_consumer=True, stream=stream
+    )
+    try:
+        while True:
+            message = await subscription.next_msg(timeout=10)
+            found.append(message.data)
+            if message.metadata.sequence.stream >= last:
+                return found
+    finally:
+        await subscription.unsubscribe()

@@ -21,7 +21,9 @@ from fastapi_offline import FastAPIOffline
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.security import SASLPlaintext
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from civicgrid.events.consumer import (
@@ -42,6 +44,15 @@ from civicgrid.servicekit.settings import ServiceSettings
 log = structlog.get_logger("civicgrid.service")
 
 Hook = Callable[[], Awaitable[None]]
+
+START_RETRY_FIRST_S = 0.5
+START_RETRY_MAX_S = 5.0
+# What JetStream answers while a stream or consumer has no leader (a node just died).
+JETSTREAM_NOT_ANSWERING: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    NoRespondersError,
+    ServiceUnavailableError,
+)
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 
@@ -116,7 +127,7 @@ class Service:
         await self.broker.connect()
         self._store = EventStore(self.jetstream)
         for hook in self.on_connected:
-            await hook()
+            await _while_jetstream_recovers(hook, getattr(hook, "__qualname__", repr(hook)))
         await self.broker.start()
         for consumer in self.consumers:
             # Each work consumer, and its twin taking replays of its dead letters.
@@ -128,7 +139,7 @@ class Service:
             )
             for each in (consumer, replays):
                 loop = PullLoop(each, self.jetstream)
-                await loop.start()
+                await _while_jetstream_recovers(loop.start, f"consumer {loop.durable}")
                 self._pull_loops.append(loop)
                 self._report_lag(loop)
         self._started = True
@@ -200,6 +211,25 @@ class Service:
         # durable is recreated, so the series goes on under the same labels.
         child = self.consumer_pending.labels(self.settings.service, loop.durable)
         child.set_function(lambda: float("nan") if loop.pending is None else loop.pending)
+
+
+async def _while_jetstream_recovers(step: Hook, what: str) -> None:
+    """Run one start-up step, again after a pause while JetStream does not answer.
+
+    Connected is not yet answered: right after a cluster node dies, the streams and consumers
+    it led elect new leaders, and their API calls time out or say "unavailable" meanwhile. A
+    service (re)starting then waits it out, unready, instead of exiting into a restart loop.
+    A stop cancels the wait like any other start-up step.
+    """
+    pause = START_RETRY_FIRST_S
+    while True:
+        try:
+            await step()
+            return
+        except JETSTREAM_NOT_ANSWERING as exc:
+            log.warning("start_step_retrying", step=what, error=repr(exc), retry_in_s=pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, START_RETRY_MAX_S)
 
 
 def _broker_connection(seeds: NatsSeeds) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -21,6 +22,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
+from civicgrid.cli.up import INSTANCE_PORT_STEP
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import reported
 from civicgrid.events.testing.waiting import eventually
@@ -61,15 +63,31 @@ class RunningUp:
         return self.process.returncode
 
 
+def _free_port_with_a_second_instance() -> int:
+    """A free port whose +100 (where ``up --instances 2`` puts instance 2) is free too."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + INSTANCE_PORT_STEP))
+            except OSError:
+                continue
+        return port
+
+
 def start_up(
-    data_dir: Path, nats_port: int | None = None, nats_url: str | None = None
+    data_dir: Path,
+    nats_port: int | None = None,
+    nats_url: str | None = None,
+    instances: int = 1,
 ) -> RunningUp:
-    ports = {service: free_port() for service in SERVICES}
+    ports = {service: _free_port_with_a_second_instance() for service in SERVICES}
     nats_port = nats_port or free_port()
     env = {
         **os.environ,
         "CIVICGRID_DATA_DIR": str(data_dir),
         "CIVICGRID_NATS_PORT": str(nats_port),
+        "CIVICGRID_INSTANCES": str(instances),
         **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
     }
     env.pop("CIVICGRID_NATS_URL", None)
@@ -643,3 +661,73 @@ def test_a_service_still_connecting_to_nats_stops_promptly_on_sigterm(
         if service.poll() is None:
             service.kill()
             service.wait()
+
+
+async def test_two_instances_of_each_service_take_each_report_once(data_dir: Path) -> None:
+    """Two intake and two routing processes (and two of sla and reporting) on one NATS: one
+    problem reported to both intakes at once is one incident, assigned once."""
+    running = start_up(data_dir, instances=2)
+    try:
+        running.wait_for_line("civicgrid is up", START_DEADLINE_S)
+        secrets = json.loads((data_dir / "credentials.json").read_text())
+        key = secrets["dev_api_key"]
+        intakes = [
+            f"http://127.0.0.1:{running.ports['intake'] + n * INSTANCE_PORT_STEP}" for n in (0, 1)
+        ]
+        places = [(120.5548 + 0.004 * n, 27.5516) for n in range(8)]
+
+        async def report(http: httpx.AsyncClient, lon: float, lat: float) -> str:
+            created = await http.post(
+                "/open311/v2/requests.json",
+                data={
+                    "api_key": key,
+                    "service_code": "city-appearance.illegal-parking",
+                    "lat": str(lat),
+                    "long": str(lon),
+                    "description": "违停堵门",
+                },
+            )
+            assert created.status_code in (200, 201), created.text
+            return str(created.json()[0]["service_request_id"])
+
+        async with (
+            httpx.AsyncClient(base_url=intakes[0], timeout=10) as first,
+            httpx.AsyncClient(base_url=intakes[1], timeout=10) as second,
+        ):
+            pairs = [
+                await asyncio.gather(report(first, lon, lat), report(second, lon, lat + 0.0001))
+                for lon, lat in places
+            ]
+        assert all(a == b for a, b in pairs), pairs
+        admin = await nats.connect(
+            f"nats://admin:{secrets['passwords']['admin']}@127.0.0.1:{running.nats_port}"
+        )
+        try:
+            store = EventStore(admin.jetstream())
+
+            async def each_assigned_once() -> list[list[str]] | None:
+                kinds = [[e.event_type for e in await store.load(i)] for i, _ in pairs]
+                done = all("assigned" in k for k in kinds)
+                return kinds if done else None
+
+            await eventually(each_assigned_once, within_s=30, what="assignments")
+
+            async def routing_drained() -> bool:
+                info = await admin.jetstream().consumer_info("INCIDENTS", "routing")
+                return info.num_pending == 0 and info.num_ack_pending == 0
+
+            # Both routing instances have finished with every event: any double is written now.
+            await eventually(routing_drained, within_s=30, what="routing's consumer drained")
+            histories = await each_assigned_once()
+            assert histories is not None
+            for kinds in histories:
+                assert kinds.count("reported") == 1, kinds
+                assert kinds.count("merged") == 1, kinds
+                assert kinds.count("assigned") == 1, kinds
+        finally:
+            await admin.close()
+        assert running.stop() == 0
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()

@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
         default=env("CIVICGRID_HTTP_HOST", "127.0.0.1"),
         help="address the services' HTTP listens on [CIVICGRID_HTTP_HOST]",
     )
+    up.add_argument(
+        "--instances",
+        type=int,
+        choices=range(1, 10),
+        metavar="N",
+        default=int(env("CIVICGRID_INSTANCES", "1")),
+        help="processes per service, each on its service's port + 100 * (n - 1), as replicas"
+        " would run in a cluster [CIVICGRID_INSTANCES; default 1]",
+    )
 
     provision = commands.add_parser(
         "provision",
@@ -181,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
             http_host=args.host,
             ports=default_ports(),
             dev_api_key=os.environ.get("CIVICGRID_DEV_API_KEY"),
+            instances=args.instances,
         )
         raise SystemExit(asyncio.run(run_up(options)))
     if args.command == "policy":

@@ -56,6 +56,9 @@ async def unless_stopped(step: Awaitable[T], supervisor: Supervisor) -> T:
     return task.result()
 
 
+INSTANCE_PORT_STEP = 100
+
+
 @dataclass(frozen=True)
 class UpOptions:
     data_dir: Path
@@ -65,6 +68,20 @@ class UpOptions:
     http_host: str
     ports: dict[str, int]
     dev_api_key: str | None
+    # Processes per service: instance n (from 1) serves HTTP on the service's port + 100 * (n - 1).
+    instances: int = 1
+
+    def processes(self) -> dict[str, tuple[str, int, int]]:
+        """Process name -> (service, instance number, HTTP port), e.g. "routing-2"."""
+        return {
+            (service if n == 1 else f"{service}-{n}"): (
+                service,
+                n,
+                self.ports[service] + INSTANCE_PORT_STEP * (n - 1),
+            )
+            for service in SERVICES
+            for n in range(1, self.instances + 1)
+        }
 
 
 async def provision(url: str, replicas: int | None = None) -> int:
@@ -97,15 +114,23 @@ async def provisioned_replicas(js: JetStreamContext) -> int:
     return int(info.config.num_replicas or 1)
 
 
-def service_env(options: UpOptions, service: str, nats_url: str, api_key: str) -> dict[str, str]:
+def service_env(
+    options: UpOptions,
+    service: str,
+    nats_url: str,
+    api_key: str,
+    *,
+    instance: int = 1,
+    port: int | None = None,
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "CIVICGRID_NATS_URL": nats_url,
             "CIVICGRID_HTTP_HOST": options.http_host,
-            f"CIVICGRID_{service.upper()}_PORT": str(options.ports[service]),
+            f"CIVICGRID_{service.upper()}_PORT": str(port or options.ports[service]),
             "CIVICGRID_DEV_API_KEY": api_key,
-            "CIVICGRID_INSTANCE": f"{service}-1",
+            "CIVICGRID_INSTANCE": f"{service}-{instance}",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -145,6 +170,7 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
         f"  sla        http://{host}:{options.ports['sla']}",
         f"  reporting  http://{host}:{options.ports['reporting']}",
         "  every service: /healthz /readyz /metrics",
+        *([_instances_line(options.instances)] if options.instances > 1 else []),
         f"  logs       {options.data_dir / 'logs'}",
     ]
     if credentials is not None:
@@ -152,6 +178,11 @@ def banner(options: UpOptions, nats_shown: str, credentials: Credentials | None)
         lines.append(f"  NATS users and passwords: {options.data_dir / 'credentials.json'}")
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
+
+
+def _instances_line(instances: int) -> str:
+    step = INSTANCE_PORT_STEP
+    return f"  {instances} instances of each service: instance n on its port + {step} * (n - 1)"
 
 
 async def keep_nats_running(server: EmbeddedNats, supervisor: Supervisor, log_file: Path) -> None:
@@ -248,14 +279,15 @@ async def run_up(options: UpOptions) -> int:
         nats_shown = NatsSeeds.parse(options.nats_url).shown()
         api_key = options.dev_api_key or ""
 
+    processes = options.processes()
     children = [
         Child(
-            name=service,
+            name=name,
             argv=[sys.executable, "-m", f"civicgrid.{service}"],
-            env=service_env(options, service, urls[service], api_key),
-            log_path=options.data_dir / "logs" / f"{service}.log",
+            env=service_env(options, service, urls[service], api_key, instance=number, port=port),
+            log_path=options.data_dir / "logs" / f"{name}.log",
         )
-        for service in SERVICES
+        for name, (service, number, port) in processes.items()
     ]
     supervisor = Supervisor(children, say)
     # Before anything starts: Ctrl-C stops whatever step the start-up is in.
@@ -277,7 +309,12 @@ async def run_up(options: UpOptions) -> int:
         await supervisor.start_all()
         watching = asyncio.create_task(supervisor.run_until_stopped())
         ready = await unless_stopped(
-            wait_ready(options.http_host, options.ports, READY_DEADLINE_S), supervisor
+            wait_ready(
+                options.http_host,
+                {name: port for name, (_, _, port) in processes.items()},
+                READY_DEADLINE_S,
+            ),
+            supervisor,
         )
         not_ready = {service: state for service, state in ready.items() if state != "ready"}
         if not_ready and not watching.done():

@@ -4,6 +4,10 @@ very node routing dials killed and routing restarted while it is down."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +18,8 @@ import pytest_asyncio
 
 from civicgrid.events.streams import INCIDENTS
 from civicgrid.events.testing.waiting import eventually
-from civicgrid.servicekit.natsserver import EmbeddedNats
+from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from civicgrid.servicekit.orphans import die_with_parent
 from civicgrid.servicekit.seeds import NatsSeeds
 from tests.chaos.test_kill_services import check, progressed, settled
 from tests.support.load import Load, report_bodies, shipped_city
@@ -118,3 +123,58 @@ async def test_a_node_killed_then_the_one_routing_dials_with_routing_restarted_m
     finally:
         sending.cancel()
     check(await settled(cluster, load), load, cluster)
+
+
+@pytest.mark.timeout(120)
+async def test_up_takes_the_clusters_seed_list_and_starts_with_the_first_seed_dead(
+    cluster: Platform, tmp_path: Path
+) -> None:
+    """`civicgrid up --nats a,b,c` as the issue tried it, with node a (the first seed) down."""
+    cluster.nats.servers[0].kill()
+    ports = {service: free_port() for service in SERVICES}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICGRID_")}
+    env |= {f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()}
+    env["CIVICGRID_DEV_API_KEY"] = cluster.api_key
+    up = subprocess.Popen(  # noqa: ASYNC220 - read from a thread below
+        [
+            *(sys.executable, "-m", "civicgrid.cli", "up", "--nats", cluster.admin_seeds()),
+            *("--data-dir", str(tmp_path / "up")),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent(),
+    )
+    try:
+        output = await asyncio.wait_for(asyncio.to_thread(_until_up, up), timeout=90)
+        assert "civicgrid is up" in output, output
+        assert "@" not in output.split("NATS", 1)[1].split("\n", 1)[0], "credentials shown"
+        async with httpx.AsyncClient(timeout=5) as http:
+            for service, port in ports.items():
+                answer = await http.get(f"http://127.0.0.1:{port}/readyz")
+                assert answer.status_code == 200, (service, answer.text)
+        client = await nats.connect(**NatsSeeds.parse(cluster.admin_seeds()).connect_options())
+        info = await client.jetstream().stream_info(INCIDENTS)
+        await client.close()
+        assert info.config.num_replicas == NODES, "up scaled the provisioned streams down"
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.communicate()
+    assert up.returncode == 0
+
+
+def _until_up(up: subprocess.Popen[str]) -> str:
+    assert up.stdout is not None
+    seen = []
+    for line in up.stdout:
+        seen.append(line)
+        if "civicgrid is up" in line or "not ready" in line:
+            # The banner's next lines name NATS: read them too.
+            seen += [up.stdout.readline() for _ in range(2)]
+            break
+    return "".join(seen)

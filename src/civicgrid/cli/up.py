@@ -26,6 +26,7 @@ from civicgrid.events.ownership import SERVICES
 from civicgrid.events.streams import INCIDENTS, ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, NatsServerError
 from civicgrid.servicekit.seeds import NatsSeeds
+from civicgrid.servicekit.service import while_jetstream_recovers
 from civicgrid.servicekit.settings import DEFAULT_PORTS, ServiceSettings
 
 READY_DEADLINE_S = 90.0
@@ -103,6 +104,10 @@ async def provision(url: str, replicas: int | None = None) -> int:
     finally:
         await client.drain()
     return replicas
+
+
+async def _provisioned(url: str) -> None:
+    await provision(url)
 
 
 async def provisioned_replicas(js: JetStreamContext) -> int:
@@ -305,7 +310,13 @@ async def run_up(options: UpOptions) -> int:
             running.record(options.data_dir, options.nats_port)  # for `civicgrid policy`
             nats_keeper = asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
             nats_keeper.add_done_callback(_say_if_crashed(say, "watching nats-server"))
-        await unless_stopped(provision(admin_url), supervisor)
+        # Right after a cluster node died its streams elect new leaders: wait that out.
+        await unless_stopped(
+            while_jetstream_recovers(
+                lambda: _provisioned(admin_url), "provisioning the streams", on_retry=say
+            ),
+            supervisor,
+        )
         await supervisor.start_all()
         watching = asyncio.create_task(supervisor.run_until_stopped())
         ready = await unless_stopped(

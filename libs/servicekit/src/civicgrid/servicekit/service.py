@@ -127,7 +127,7 @@ class Service:
         await self.broker.connect()
         self._store = EventStore(self.jetstream)
         for hook in self.on_connected:
-            await _while_jetstream_recovers(hook, getattr(hook, "__qualname__", repr(hook)))
+            await while_jetstream_recovers(hook, getattr(hook, "__qualname__", repr(hook)))
         await self.broker.start()
         for consumer in self.consumers:
             # Each work consumer, and its twin taking replays of its dead letters.
@@ -139,7 +139,7 @@ class Service:
             )
             for each in (consumer, replays):
                 loop = PullLoop(each, self.jetstream)
-                await _while_jetstream_recovers(loop.start, f"consumer {loop.durable}")
+                await while_jetstream_recovers(loop.start, f"consumer {loop.durable}")
                 self._pull_loops.append(loop)
                 self._report_lag(loop)
         self._started = True
@@ -213,7 +213,9 @@ class Service:
         child.set_function(lambda: float("nan") if loop.pending is None else loop.pending)
 
 
-async def _while_jetstream_recovers(step: Hook, what: str) -> None:
+async def while_jetstream_recovers(
+    step: Hook, what: str, on_retry: Callable[[str], None] | None = None
+) -> None:
     """Run one start-up step, again after a pause while JetStream does not answer.
 
     Connected is not yet answered: right after a cluster node dies, the streams and consumers
@@ -228,6 +230,8 @@ async def _while_jetstream_recovers(step: Hook, what: str) -> None:
             return
         except JETSTREAM_NOT_ANSWERING as exc:
             log.warning("start_step_retrying", step=what, error=repr(exc), retry_in_s=pause)
+            if on_retry is not None:
+                on_retry(f"{what}: JetStream not answering ({exc!r}); retrying in {pause:.1f}s")
         await asyncio.sleep(pause)
         pause = min(pause * 2, START_RETRY_MAX_S)
 

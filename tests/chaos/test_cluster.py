@@ -122,7 +122,7 @@ async def test_a_node_killed_then_the_one_routing_dials_with_routing_restarted_m
         await asyncio.wait_for(sending, timeout=150)
     finally:
         sending.cancel()
-    check(await settled(cluster, load), load, cluster)
+    await check(await settled(cluster, load), load, cluster)
 
 
 @pytest.mark.timeout(120)

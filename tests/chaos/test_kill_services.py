@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from civicgrid.events.testing.waiting import eventually
+from tests.support.figures import reporting_problems
 from tests.support.ledger import Ledger, read_ledger
 from tests.support.load import Load, report_bodies, shipped_city
 from tests.support.processes import SERVICES, Platform, ServiceProcess
@@ -16,14 +17,19 @@ SETTLE_WITHIN_S = 60.0
 
 
 async def settled(platform: Platform, load: Load) -> Ledger:
-    """The ledger once every report taken is stored and every incident assigned."""
+    """The ledger once every incident is assigned and its clocks started: then nothing more
+    happens until the first deadline, half an hour away."""
 
-    async def all_assigned() -> Ledger | None:
+    async def all_assigned_and_clocked() -> Ledger | None:
         ledger = await read_ledger(platform.admin_seeds())
-        return ledger if not ledger.unassigned() and ledger.reported_incidents() else None
+        done = ledger.reported_incidents() and not ledger.unassigned() and not ledger.unclocked()
+        return ledger if done else None
 
     return await eventually(
-        all_assigned, within_s=SETTLE_WITHIN_S, interval_s=0.5, what="every incident assigned"
+        all_assigned_and_clocked,
+        within_s=SETTLE_WITHIN_S,
+        interval_s=0.5,
+        what="every incident assigned and its clocks started",
     )
 
 
@@ -37,10 +43,13 @@ async def progressed(load: Load, by: int, within_s: float = 30.0) -> None:
     await eventually(moved, within_s=within_s, interval_s=0.05, what=f"{by} more reports sent")
 
 
-def check(ledger: Ledger, load: Load, platform: Platform) -> None:
+async def check(ledger: Ledger, load: Load, platform: Platform) -> None:
+    """Exactly the events there should be, and every reporting replica's figures equal a
+    recount from the stream."""
     assert not load.refused, load.refused[:5]
     assert load.accepted == len(load.bodies)
     problems = ledger.problems(load.receipts)
+    problems += await reporting_problems(ledger, [p.url for p in platform.of("reporting")])
     assert not problems, "\n".join(problems) + "\n" + platform.logs()
 
 
@@ -68,7 +77,7 @@ async def test_kill_9_each_service_in_turn_during_load_loses_and_doubles_nothing
         sending.cancel()
     assert all(running[s].starts == 2 for s in SERVICES)
     assert load.retries > 0, "intake's death went unnoticed: the kill did not happen under load"
-    check(await settled(platform, load), load, platform)
+    await check(await settled(platform, load), load, platform)
 
 
 @pytest.mark.timeout(180)
@@ -93,7 +102,7 @@ async def test_nats_server_killed_and_restarted_during_load_loses_nothing(
     finally:
         sending.cancel()
     assert load.retries > 0, "NATS' death went unnoticed: the kill did not happen under load"
-    check(await settled(platform, load), load, platform)
+    await check(await settled(platform, load), load, platform)
 
 
 @pytest.mark.timeout(180)
@@ -112,4 +121,4 @@ async def test_two_replicas_of_every_service_have_no_duplicate_effects(
     again = Load(list(reversed(intakes)), platform.api_key, bodies, rate=80)
     await asyncio.wait_for(again.run(), timeout=120)
     assert again.receipts == load.receipts
-    check(await settled(platform, load), load, platform)
+    await check(await settled(platform, load), load, platform)

@@ -40,22 +40,29 @@ def assigned(incident_id: str, number: int = 1) -> Assigned:
 
 
 def sla(kind: type[Any], incident_id: str, **extra: Any) -> Any:
-    return kind(
-        incident_id=incident_id,
-        source="sla",
-        actor=ROUTING,
-        correlation_id="c",
-        clock="accept",
-        due_at=DUE,
-        clock_version=1,
-        **extra,
-    )
+    fields = {"clock": "accept", "due_at": DUE, "clock_version": 1, **extra}
+    return kind(incident_id=incident_id, source="sla", actor=ROUTING, correlation_id="c", **fields)
+
+
+def clocks(incident_id: str) -> list[Any]:
+    return [
+        sla(SlaClockStarted, incident_id, sla_class="s", started_at=DUE, warn_at=DUE, clock=name)
+        for name in ("accept", "resolve")
+    ]
 
 
 def test_a_clean_run_has_no_problems() -> None:
     report = reported()
-    ledger = Ledger([report, assigned(report.incident_id)])
+    ledger = Ledger([report, assigned(report.incident_id), *clocks(report.incident_id)])
     assert ledger.problems({"k1": report.incident_id}) == []
+
+
+def test_clocks_sla_never_started_are_found() -> None:
+    report = reported()
+    ledger = Ledger([report, assigned(report.incident_id), clocks(report.incident_id)[0]])
+    assert ledger.problems({"k1": report.incident_id}) == [
+        f"1 incidents' clocks never started: ['{report.incident_id}']"
+    ]
 
 
 def test_lost_and_doubled_reports_and_missing_or_double_assignments_are_found() -> None:

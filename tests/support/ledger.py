@@ -30,6 +30,11 @@ from civicgrid.servicekit.seeds import NatsSeeds
 class Ledger:
     events: list[IncidentEvent] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
+    sequences: list[int] = field(default_factory=list)  # each event's stream sequence
+
+    @property
+    def last_sequence(self) -> int:
+        return self.sequences[-1] if self.sequences else 0
 
     @property
     def by_incident(self) -> dict[str, list[IncidentEvent]]:
@@ -44,6 +49,20 @@ class Ledger:
     def unassigned(self) -> set[str]:
         assigned = {e.incident_id for e in self.events if isinstance(e, Assigned)}
         return self.reported_incidents() - assigned
+
+    def unclocked(self) -> set[str]:
+        """Assigned incidents whose first assignment's clocks sla has not started: accept and
+        resolve, and arrive for an on-site matter."""
+        missing = set()
+        for incident_id, events in self.by_incident.items():
+            first = next((e for e in events if isinstance(e, Assigned)), None)
+            if first is None:
+                continue
+            owed = {"accept", "resolve"} | ({"arrive"} if first.on_site else set())
+            started = {e.clock for e in events if isinstance(e, SlaClockStarted)}
+            if not owed <= started:
+                missing.add(incident_id)
+        return missing
 
     def problems(self, receipts: dict[str, str]) -> list[str]:
         """Everything that is not exactly as it should be, in words; empty when all is well."""
@@ -60,6 +79,9 @@ class Ledger:
         unassigned = sorted(self.unassigned())
         if unassigned:
             found.append(f"{len(unassigned)} incidents never assigned: {unassigned[:5]}")
+        unclocked = sorted(self.unclocked())
+        if unclocked:
+            found.append(f"{len(unclocked)} incidents' clocks never started: {unclocked[:5]}")
         for incident_id, events in self.by_incident.items():
             found += _doubles(incident_id, events)
         if self.dead_letters:
@@ -75,12 +97,18 @@ def _doubles(incident_id: str, events: list[IncidentEvent]) -> list[str]:
         found.append(f"{incident_id} assigned {len(assignments)} times")
     numbers = Counter(e.assignment_no for e in assignments)
     found += [f"{incident_id} assignment_no {n} written {c}x" for n, c in numbers.items() if c > 1]
+    # Each clock version starts and breaches once, warns once per warning and climbs each rung
+    # of its ladder once per repeat.
     keyed: Counter[tuple[str, ...]] = Counter()
     for event in events:
-        if isinstance(event, SlaClockStarted | SlaWarning | SlaBreached):
+        if isinstance(event, SlaClockStarted | SlaBreached):
             keyed[(event.event_type, event.clock, str(event.clock_version))] += 1
+        elif isinstance(event, SlaWarning):
+            key = (event.event_type, event.clock, str(event.clock_version), str(event.warning_no))
+            keyed[key] += 1
         elif isinstance(event, Escalated):
-            keyed[(event.event_type, event.clock, str(event.ladder_level))] += 1
+            rung = (str(event.clock_version), str(event.ladder_level), str(event.repeat))
+            keyed[(event.event_type, event.clock, *rung)] += 1
     found += [f"{incident_id} {' '.join(k)} written {c} times" for k, c in keyed.items() if c > 1]
     return found
 
@@ -89,15 +117,17 @@ async def read_ledger(admin_seeds: str) -> Ledger:
     client = await nats.connect(**NatsSeeds.parse(admin_seeds).connect_options(), name="ledger")
     try:
         ledger = Ledger()
-        ledger.events = [load_event_json(data) for data in await _read_all(client, INCIDENTS)]
+        stored = await _read_all(client, INCIDENTS)
+        ledger.events = [load_event_json(data) for _, data in stored]
+        ledger.sequences = [sequence for sequence, _ in stored]
         letters = await _read_all(client, DLQ)
-        ledger.dead_letters = [data.decode(errors="replace")[:300] for data in letters]
+        ledger.dead_letters = [data.decode(errors="replace")[:300] for _, data in letters]
         return ledger
     finally:
         await client.close()
 
 
-async def _read_all(client: NatsClient, stream: str) -> list[bytes]:
+async def _read_all(client: NatsClient, stream: str) -> list[tuple[int, bytes]]:
     js = client.jetstream()
     try:
         info = await js.stream_info(stream)
@@ -106,15 +136,16 @@ async def _read_all(client: NatsClient, stream: str) -> list[bytes]:
     last = info.state.last_seq
     if info.state.messages == 0:
         return []
-    found: list[bytes] = []
+    found: list[tuple[int, bytes]] = []
     subscription = await js.subscribe(
         f"{'incident' if stream == INCIDENTS else 'dlq'}.>", ordered_consumer=True, stream=stream
     )
     try:
         while True:
             message = await subscription.next_msg(timeout=10)
-            found.append(message.data)
-            if message.metadata.sequence.stream >= last:
+            sequence = message.metadata.sequence.stream
+            found.append((sequence, message.data))
+            if sequence >= last:
                 return found
     finally:
         await subscription.unsubscribe()

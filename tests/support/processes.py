@@ -210,9 +210,12 @@ class Platform:
             "CIVICGRID_DEV_API_KEY": self.api_key,
             "CIVICGRID_INSTANCE": instance,
             "CIVICGRID_STREAM_REPLICAS": str(self.nats.size),
+            # Where reporting keeps its read model (shared by its replicas), never the cwd's.
+            "CIVICGRID_DATA_DIR": str(self.root / "data"),
             "PYTHONUNBUFFERED": "1",
         }
-        env.pop(f"CIVICGRID_{service.upper()}_NATS_URL", None)
+        for inherited in (f"CIVICGRID_{service.upper()}_NATS_URL", "CIVICGRID_REPORTING_DB"):
+            env.pop(inherited, None)
         log_path = self.root / "logs" / f"{instance}.log"
         process = ServiceProcess(service, instance, port, env, log_path)
         self.processes.append(process)

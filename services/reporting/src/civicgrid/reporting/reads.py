@@ -10,7 +10,7 @@ from civicgrid.events.contracts import Reads
 _ENVELOPE = ("event_id", "incident_id", "occurred_at")
 
 READS: Reads = {
-    "reported": (*_ENVELOPE, "report.category", "report.channel", "report.location.lon"),
+    "reported": (*_ENVELOPE, "report.category", "report.channel"),
     "merged": _ENVELOPE,
     "assigned": (
         *_ENVELOPE,

@@ -19,18 +19,24 @@ SETTLE_WITHIN_S = 60.0
 async def settled(platform: Platform, load: Load) -> Ledger:
     """The ledger once every incident is assigned and its clocks started: then nothing more
     happens until the first deadline, half an hour away."""
+    last: list[Ledger] = []
 
     async def all_assigned_and_clocked() -> Ledger | None:
         ledger = await read_ledger(platform.admin_seeds())
+        last[:] = [ledger]
         done = ledger.reported_incidents() and not ledger.unassigned() and not ledger.unclocked()
         return ledger if done else None
 
-    return await eventually(
-        all_assigned_and_clocked,
-        within_s=SETTLE_WITHIN_S,
-        interval_s=0.5,
-        what="every incident assigned and its clocks started",
-    )
+    try:
+        return await eventually(
+            all_assigned_and_clocked,
+            within_s=SETTLE_WITHIN_S,
+            interval_s=0.5,
+            what="every incident assigned and its clocks started",
+        )
+    except AssertionError as exc:
+        found = last[0].problems(load.receipts) if last else ["the stream was never read"]
+        raise AssertionError("\n".join([str(exc), *found, platform.logs()])) from None
 
 
 async def progressed(load: Load, by: int, within_s: float = 30.0) -> None:

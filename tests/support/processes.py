@@ -156,8 +156,11 @@ class ServiceProcess:
             await eventually(ready, within_s=within_s, interval_s=0.1, what=what)
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last lines that are not routine (info) lines: what a failed test wants."""
         with contextlib.suppress(FileNotFoundError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            every = self.log_path.read_text(errors="replace").splitlines()
+            unusual = [line for line in every if '"level": "info"' not in line]
+            return "\n".join(line[:400] for line in unusual[-lines:])
         return ""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
@@ -35,7 +36,7 @@ from civicgrid.events.consumer import (
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.redrive import redrive_spec
-from civicgrid.events.store import EventStore
+from civicgrid.events.store import EventStore, History, StoredEvent
 from civicgrid.servicekit import serving
 from civicgrid.servicekit.logging import configure_logging
 from civicgrid.servicekit.seeds import NatsSeeds
@@ -107,6 +108,12 @@ class Service:
     @property
     def jetstream(self) -> JetStreamContext:
         return self.broker.connection.jetstream()
+
+    @property
+    def decisions(self) -> ConnectedStore:
+        """The event store as a DecisionStore, usable before the bus is connected (handlers
+        are wired at build time; the store exists once ``start`` has connected)."""
+        return ConnectedStore(self)
 
     @property
     def store(self) -> EventStore:
@@ -253,3 +260,25 @@ def _broker_connection(seeds: NatsSeeds) -> dict[str, Any]:
 def run(service: Service) -> None:
     """Serve HTTP and the bus until SIGTERM or SIGINT, which stop it promptly at any moment."""
     serving.run(service)
+
+
+@dataclass(frozen=True)
+class ConnectedStore:
+    """``decide_and_append``'s store, resolved through the service on every call."""
+
+    service: Service
+
+    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
+        return await self.service.store.load(incident_id, at_least=at_least)
+
+    async def append_decision(
+        self,
+        events: Sequence[IncidentEvent],
+        *,
+        cause: str,
+        fingerprint: str,
+        expected_version: int,
+    ) -> list[StoredEvent]:
+        return await self.service.store.append_decision(
+            events, cause=cause, fingerprint=fingerprint, expected_version=expected_version
+        )

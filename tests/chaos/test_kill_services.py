@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
+from civicgrid.events.incident_events import SlaBreached
 from civicgrid.events.testing.waiting import eventually
+from tests.support.fast_sla import LADDER_LEVELS, publish_seconds_scale_policy
 from tests.support.figures import reporting_problems
 from tests.support.ledger import Ledger, read_ledger
 from tests.support.load import Load, report_bodies, shipped_city
@@ -17,10 +19,15 @@ SETTLE_WITHIN_S = 60.0
 
 
 async def settled(
-    platform: Platform, load: Load, within_s: float = SETTLE_WITHIN_S, clocks: bool = True
+    platform: Platform,
+    load: Load,
+    within_s: float = SETTLE_WITHIN_S,
+    clocks: bool = True,
+    ladder_levels: int | None = None,
 ) -> Ledger:
     """The ledger once every incident is assigned and (``clocks``) its clocks started: then
-    nothing more happens until the first deadline, half an hour away."""
+    nothing more happens until the first deadline, half an hour away. With a seconds-scale
+    policy of ``ladder_levels`` rungs: once every clock breached and climbed them all."""
     last: list[Ledger] = []
 
     async def all_assigned_and_clocked() -> Ledger | None:
@@ -28,6 +35,7 @@ async def settled(
         last[:] = [ledger]
         done = ledger.reported_incidents() and not ledger.unassigned()
         done = done and not (clocks and ledger.unclocked())
+        done = done and not (ladder_levels and ledger.unfinished_clocks(ladder_levels))
         return ledger if done else None
 
     try:
@@ -39,6 +47,11 @@ async def settled(
         )
     except AssertionError as exc:
         found = last[0].problems(load.receipts) if last else ["the stream was never read"]
+        if last and ladder_levels:
+            unfinished = sorted(last[0].unfinished_clocks(ladder_levels))
+            found.append(
+                f"{len(unfinished)} incidents' clocks not through the ladder: {unfinished[:5]}"
+            )
         raise AssertionError("\n".join([str(exc), *found, platform.logs()])) from None
 
 
@@ -62,23 +75,25 @@ async def check(ledger: Ledger, load: Load, platform: Platform, clocks: bool = T
     assert not problems, "\n".join(problems) + "\n" + platform.logs()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 async def test_kill_9_each_service_in_turn_during_load_loses_and_doubles_nothing(
     platform: Platform,
 ) -> None:
+    # Deadlines of seconds: warnings, breaches and escalations fire while services die.
+    await publish_seconds_scale_policy(platform.admin_seeds())
     running = {service: platform.add(service) for service in SERVICES}
     await platform.start_all()
-    load = Load(
-        [running["intake"].url], platform.api_key, report_bodies(shipped_city(), 400, seed=1)
-    )
+    # A slower load than the others: every incident's clocks make a dozen timer firings.
+    bodies = report_bodies(shipped_city(), 240, seed=1)
+    load = Load([running["intake"].url], platform.api_key, bodies, rate=10)
     sending = asyncio.create_task(load.run())
     try:
         for service in SERVICES:
             victim: ServiceProcess = running[service]
-            await progressed(load, by=25)
+            await progressed(load, by=15)
             victim.kill()
             # Reports keep coming while it is dead: the others' work piles up for it.
-            await progressed(load, by=25)
+            await progressed(load, by=15)
             victim.start()
             await victim.wait_ready()
         await asyncio.wait_for(sending, timeout=120)
@@ -86,7 +101,10 @@ async def test_kill_9_each_service_in_turn_during_load_loses_and_doubles_nothing
         sending.cancel()
     assert all(running[s].starts == 2 for s in SERVICES)
     assert load.retries > 0, "intake's death went unnoticed: the kill did not happen under load"
-    await check(await settled(platform, load), load, platform)
+    ledger = await settled(platform, load, within_s=120, ladder_levels=LADDER_LEVELS)
+    breaches = [e for e in ledger.events if isinstance(e, SlaBreached)]
+    assert len(breaches) >= len(ledger.reported_incidents()) * 2, "the policy's deadlines passed"
+    await check(ledger, load, platform)
 
 
 @pytest.mark.timeout(180)

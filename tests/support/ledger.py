@@ -64,6 +64,24 @@ class Ledger:
                 missing.add(incident_id)
         return missing
 
+    def unfinished_clocks(self, ladder_levels: int) -> set[str]:
+        """Incidents with a started clock not yet breached and escalated up every rung (with a
+        seconds-scale policy and nobody accepting, every clock ends so)."""
+        unfinished = set()
+        for incident_id, events in self.by_incident.items():
+            started = {(e.clock, e.clock_version) for e in events if isinstance(e, SlaClockStarted)}
+            breached = {(e.clock, e.clock_version) for e in events if isinstance(e, SlaBreached)}
+            rungs = {
+                (e.clock, e.clock_version, e.ladder_level)
+                for e in events
+                if isinstance(e, Escalated)
+            }
+            for clock, version in started:
+                top = all((clock, version, level) in rungs for level in range(1, ladder_levels + 1))
+                if (clock, version) not in breached or not top:
+                    unfinished.add(incident_id)
+        return unfinished
+
     def problems(self, receipts: dict[str, str], clocks: bool = True) -> list[str]:
         """Everything that is not exactly as it should be, in words; empty when all is well."""
         found: list[str] = []

@@ -13,6 +13,7 @@ from civicgrid.cli.credentials import FILE_NAME, load_existing
 from civicgrid.cli.dlq import REPLAY_HELP
 from civicgrid.cli.dlq import main as dlq_main
 from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
+from civicgrid.servicekit.seeds import NatsSeeds, SeedsError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL"),
-        help="use this NATS instead of starting one [CIVICGRID_NATS_URL]",
+        help="use this NATS instead of starting one: a URL, or a comma-separated list of a"
+        " cluster's seed URLs [CIVICGRID_NATS_URL]",
     )
     up.add_argument(
         "--nats-port",
@@ -67,13 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     provision.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS URL with an identity allowed to manage streams [CIVICGRID_NATS_URL]",
+        help="NATS URL (or comma-separated seed URLs) with an identity allowed to manage"
+        " streams [CIVICGRID_NATS_URL]",
     )
     provision.add_argument(
         "--replicas",
         type=int,
-        default=int(env("CIVICGRID_STREAM_REPLICAS", "1")),
-        help="stream replicas: 1 for a single server, 3 for a cluster [CIVICGRID_STREAM_REPLICAS]",
+        default=int(env("CIVICGRID_STREAM_REPLICAS", "0")) or None,
+        help="stream replicas: 1 for a single server, 3 for a cluster [CIVICGRID_STREAM_REPLICAS;"
+        " default: as provisioned before, else 1]",
     )
 
     policy = commands.add_parser(
@@ -85,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL"),
-        help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
+        help="NATS URL or comma-separated seed URLs [CIVICGRID_NATS_URL; default: the embedded"
+        " server, as admin]",
     )
     policy.add_argument(
         "--data-dir",
@@ -117,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     identity.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL"),
-        help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
+        help="NATS URL or comma-separated seed URLs [CIVICGRID_NATS_URL; default: the embedded"
+        " server, as admin]",
     )
     identity.add_argument(
         "--data-dir",
@@ -189,6 +195,11 @@ def _policy(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "up":
+        if args.nats is not None:
+            try:
+                NatsSeeds.parse(args.nats)
+            except SeedsError as exc:
+                raise SystemExit(f"--nats: {exc}") from exc
         options = UpOptions(
             data_dir=Path(args.data_dir).resolve(),
             config_dir=Path(args.config) if args.config else None,
@@ -213,5 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "dlq":
         raise SystemExit(dlq_main(args, _admin_url(args)))
     if args.command == "provision":
-        asyncio.run(provision(args.nats, replicas=args.replicas))
-        print(f"streams and buckets provisioned with {args.replicas} replica(s)")
+        try:
+            replicas = asyncio.run(provision(args.nats, replicas=args.replicas))
+        except SeedsError as exc:
+            raise SystemExit(f"--nats: {exc}") from exc
+        print(f"streams and buckets provisioned with {replicas} replica(s)")

@@ -154,6 +154,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("merged into an open incident (并单)", str(summary["merged"])),
         ("refused reports", str(summary["refused_reports"])),
         ("resolved", str(summary["resolved"])),
+        ("closed", str(summary["closed"])),
         ("resolved on time", ratio(summary["resolved_on_time"], summary["resolve_judged"])),
         ("warnings", str(summary["warnings"])),
         ("breached", str(summary["breaches"])),

@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/civicgrid up
 
 test: $(STAMP)
+	bash tools/system-deps.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -6,7 +6,14 @@ import asyncio
 import os
 import platform
 
-from bench import baseline, eventstore, history_at_scale, report_to_assigned
+from bench import (
+    baseline,
+    eventstore,
+    history_at_scale,
+    report_to_assigned,
+    reporting,
+    sla_timers,
+)
 from bench.harness import Figure, bench_server
 
 SCALE = float(os.environ.get("CIVICGRID_BENCH_SCALE", "1.0"))
@@ -32,8 +39,17 @@ async def main() -> None:
         raw_latency, routed_latency, raw_flow, routed_flow = await report_to_assigned.measure(
             server, client, _n(1_000), rate_per_s=50
         )
+        # The figure is at 100,000 pending deadlines: CIVICGRID_BENCH_SCALE=20.
+        deadlines = _n(5_000)
+        timer_base, timer_sla, sla_rss_mb = await sla_timers.measure(
+            server, client, deadlines, sla_timers.window_for(deadlines)
+        )
+        stream_end = await reporting.publish_city(client, _n(2_000))
+        raw_ordered = await reporting.raw_ordered_read(client, stream_end)
+        rebuild = await reporting.rebuild_sqlite(client, stream_end)
         # Last: it fills the stream with a million messages.
         long_stream = await history_at_scale.measure(client, _n(1_000_000), _n(200))
+    stats = reporting.stats_query(_n(50_000))
     print("raw NATS baseline (same run, same server):")
     print(_row(raw_publish, None))
     print(_row(raw_one, None))
@@ -49,10 +65,29 @@ async def main() -> None:
         print(f"  {latency.name:<58} {times}   {ratio}")
     print(_row(raw_flow, None))
     print(_row(routed_flow, raw_flow))
+    print("reporting (read model on SQLite; the whole INCIDENTS stream):")
+    print(_row(raw_ordered, None))
+    print(_row(rebuild, raw_ordered))
+    print(f"  {stats.name:<58} {stats.seconds * 1000:>12,.1f} ms")
     print("history loads in a long stream (raw: one wildcard Direct Get, the old read):")
     for ours, raw in zip(long_stream[::2], long_stream[1::2], strict=True):
         print(_row(raw, None))
         print(_row(ours, raw))
+    print(
+        f"timer firing lateness, {deadlines:,} pending deadlines over"
+        f" {sla_timers.window_for(deadlines):.0f} s (sla service):"
+    )
+    for lateness in (timer_base, timer_sla):
+        if lateness is timer_base:
+            ratio = "base"
+        else:
+            ratio = (
+                f"p50 {lateness.p50_s / timer_base.p50_s:5.2f}x"
+                f" p99 {lateness.p99_s / timer_base.p99_s:5.2f}x"
+            )
+        times = f"p50 {lateness.p50_s * 1000:7.1f} ms  p99 {lateness.p99_s * 1000:7.1f} ms"
+        print(f"  {lateness.name:<58} {times}   {ratio}")
+    print(f"  {'sla process peak memory (VmHWM)':<58} {sla_rss_mb:>12,.0f} MB")
     for extra in await eventstore.optional_figures():
         print(extra)
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -331,6 +332,60 @@ async def test_a_report_travels_from_open311_and_nats_to_routing_and_back(up: Ru
     assert answer["incident_id"]
     logs = "".join(path.read_text() for path in (up.data_dir / "logs").glob("*.log"))
     assert "13800000000" not in logs
+    assert up.stop() == 0
+
+
+async def test_an_assigned_report_gets_its_clocks_and_open311_its_expected_datetime(
+    up: RunningUp,
+) -> None:
+    """sla as a process: accept 30 min and resolve 24 h after the assignment, shown by Open311."""
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    secrets = json.loads((up.data_dir / "credentials.json").read_text())
+    key = secrets["dev_api_key"]
+    intake = f"http://127.0.0.1:{up.ports['intake']}"
+    sla = f"http://127.0.0.1:{up.ports['sla']}"
+    async with httpx.AsyncClient(base_url=intake, timeout=5) as http:
+        created = await http.post(
+            "/open311/v2/requests.json",
+            data={
+                "api_key": key,
+                "service_code": "city-appearance.illegal-parking",
+                "lat": "27.5516",
+                "long": "120.5548",
+                "description": "违停堵门",
+            },
+        )
+        assert created.status_code == 201, created.text
+        request_id = created.json()[0]["service_request_id"]
+
+        async def expected() -> str | None:
+            shown = (await http.get(f"/open311/v2/requests/{request_id}.json")).json()[0]
+            return shown["expected_datetime"]
+
+        expected_datetime = await eventually(expected, within_s=20, what="expected_datetime")
+        history = (
+            await http.get(f"/api/v1/incidents/{request_id}", headers={"X-API-Key": key})
+        ).json()["events"]
+    assigned = next(e for e in history if e["event_type"] == "assigned")
+    at = datetime.fromisoformat(assigned["occurred_at"])
+    started = {
+        e["clock"]: datetime.fromisoformat(e["due_at"]) - at
+        for e in history
+        if e["event_type"] == "sla_clock_started"
+    }
+    assert started == {
+        "accept": timedelta(minutes=30),
+        "arrive": timedelta(minutes=60),
+        "resolve": timedelta(hours=24),
+    }
+    assert expected_datetime == (at + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    async with httpx.AsyncClient(base_url=sla, timeout=5) as http:
+        clocks = (await http.get(f"/api/v1/incidents/{request_id}/clocks")).json()["clocks"]
+    assert {c["clock"]: c["state"] for c in clocks} == {
+        "accept": "running",
+        "arrive": "running",
+        "resolve": "running",
+    }
     assert up.stop() == 0
 
 

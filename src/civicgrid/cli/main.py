@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 from civicgrid.cli import running
@@ -96,6 +97,23 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument("--nats-port", type=int, default=None)
     policy.add_argument("--config", default=env("CIVICGRID_CONFIG"))
 
+    reporting_url = env("CIVICGRID_REPORTING_URL", "http://127.0.0.1:8084")
+    report = commands.add_parser("report", help="the per-community table, from the reporting API")
+    report.add_argument("--from", dest="start", help="first local day, YYYY-MM-DD")
+    report.add_argument("--to", dest="end", help="last local day (inclusive), YYYY-MM-DD")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument(
+        "--url", default=reporting_url, help="reporting service [CIVICGRID_REPORTING_URL]"
+    )
+
+    reporting = commands.add_parser("reporting", help="operate the reporting read model")
+    reporting.add_argument("action", choices=("rebuild",))
+    reporting.add_argument("--url", default=reporting_url)
+    reporting.add_argument(
+        "--no-wait", action="store_true", help="start the rebuild and return at once"
+    )
+    reporting.add_argument("--timeout", type=float, default=3600.0)
+
     identity = argparse.ArgumentParser(add_help=False)
     identity.add_argument(
         "--nats",
@@ -184,6 +202,14 @@ def main(argv: list[str] | None = None) -> None:
             instances=args.instances,
         )
         raise SystemExit(asyncio.run(run_up(options)))
+    if args.command == "report":
+        from civicgrid.cli.report import report
+
+        raise SystemExit(report(args.url, args.start, args.end, args.format, sys.stdout))
+    if args.command == "reporting":
+        from civicgrid.cli.report import rebuild
+
+        raise SystemExit(rebuild(args.url, not args.no_wait, args.timeout, sys.stdout))
     if args.command == "policy":
         raise SystemExit(_policy(args))
     if args.command == "dlq":

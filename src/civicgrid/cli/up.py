@@ -106,6 +106,8 @@ def service_env(
             f"CIVICGRID_{service.upper()}_PORT": str(port or options.ports[service]),
             "CIVICGRID_DEV_API_KEY": api_key,
             "CIVICGRID_INSTANCE": f"{service}-{instance}",
+            # Reporting keeps its SQLite read model here unless CIVICGRID_REPORTING_DB says else.
+            "CIVICGRID_DATA_DIR": str(options.data_dir),
             "PYTHONUNBUFFERED": "1",
         }
     )

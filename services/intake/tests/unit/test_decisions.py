@@ -13,6 +13,7 @@ from civicgrid.events.incident_events import (
     Jurisdiction,
     Merged,
     ReturnReason,
+    SlaClockResumed,
     SlaClockStarted,
     SlaClockStopped,
 )
@@ -325,3 +326,19 @@ def test_a_late_assignment_does_not_reopen_a_closed_incident() -> None:
 def test_units_are_compared_by_kind_and_id_not_name() -> None:
     renamed = UnitRef(kind=UnitKind.GRID, id=GRID.id, name="another spelling")
     assert types(assigned(), Accept(unit=renamed)) == ["accepted"]
+
+
+def test_a_resumed_sla_clock_moves_the_resolve_due_time() -> None:
+    due = NOW + timedelta(hours=2)
+    state = with_clock(accepted_state, "resolve", due)
+    resumed = SlaClockResumed(
+        incident_id=state.incident_id,
+        source="sla",
+        actor=Actor(kind=ActorKind.SERVICE, id="sla"),
+        correlation_id="corr",
+        clock="resolve",
+        clock_version=1,
+        due_at=due + timedelta(minutes=30),
+        paused_s=1800,
+    )
+    assert apply(state, resumed).resolve_due_at == due + timedelta(minutes=30)

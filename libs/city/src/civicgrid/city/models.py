@@ -205,11 +205,15 @@ class EscalationLevel(_Frozen):
     notify: Key
     reassign: StrictBool = False
     """Ask routing to move the incident one level up (grid -> community -> department)."""
+    repeat_every: DurationText | None = None
+    """Remind again at this interval (repeated 催办) until the clock stops or the next level."""
 
 
 class SlaPolicy(_Frozen):
     warning_ratio: float = Field(gt=0, lt=1)
     """Warn once this share of a clock's time has passed."""
+    warning_ratios: tuple[float, ...] = ()
+    """Several warnings (e.g. 0.5 and 0.8); when given, they replace ``warning_ratio``."""
     classes: Mapping[Key, SlaClass] = Field(min_length=1)
     escalation: tuple[EscalationLevel, ...] = ()
 

@@ -194,6 +194,13 @@ class Escalated(IncidentEvent):
     notify_unit: UnitRef | None = None
     request_reassignment: bool = False
     reason: str
+    # Added by the sla service (optional, so older escalations still load): which clock
+    # instance, the role reminded, the n-th repeat of this level (催办), and how late it was.
+    clock_version: int | None = Field(default=None, ge=1)
+    notify_role: str | None = None
+    repeat: int = Field(default=0, ge=0)
+    due_at: AwareDatetime | None = None
+    late_s: float | None = None
 
 
 class ClockStopReason(StrEnum):
@@ -210,6 +217,12 @@ class SlaClockStarted(IncidentEvent):
     due_at: AwareDatetime
     warn_at: AwareDatetime
     clock_version: int = Field(ge=1)
+    # Optional additions: whose clock, the SLA policy version it keeps, every warning time
+    # (warn_at is the first), and the duration as the policy wrote it ("30m", "5wd").
+    unit: UnitRef | None = None
+    policy_version: int | None = Field(default=None, ge=1)
+    warn_ats: tuple[AwareDatetime, ...] = ()
+    duration: str | None = None
 
 
 class SlaClockStopped(IncidentEvent):
@@ -218,6 +231,26 @@ class SlaClockStopped(IncidentEvent):
     reason: ClockStopReason
     on_time: bool | None = None
     clock_version: int = Field(ge=1)
+    late_s: float | None = None
+
+
+class SlaClockPaused(IncidentEvent):
+    """A suspension paused a running clock: no warning, breach or escalation until resumed."""
+
+    event_type: Literal["sla_clock_paused"] = "sla_clock_paused"
+    clock: str
+    clock_version: int = Field(ge=1)
+    paused_at: AwareDatetime
+
+
+class SlaClockResumed(IncidentEvent):
+    """The clock runs again; its due time moved by the time it was paused."""
+
+    event_type: Literal["sla_clock_resumed"] = "sla_clock_resumed"
+    clock: str
+    clock_version: int = Field(ge=1)
+    due_at: AwareDatetime
+    paused_s: float = Field(ge=0)
 
 
 class SlaWarning(IncidentEvent):
@@ -225,6 +258,7 @@ class SlaWarning(IncidentEvent):
     clock: str
     due_at: AwareDatetime
     clock_version: int = Field(ge=1)
+    warning_no: int = Field(default=1, ge=1)
 
 
 class SlaBreached(IncidentEvent):
@@ -258,6 +292,8 @@ __all__ = [
     "Returned",
     "ScalarValue",
     "SlaBreached",
+    "SlaClockPaused",
+    "SlaClockResumed",
     "SlaClockStarted",
     "SlaClockStopped",
     "SlaWarning",

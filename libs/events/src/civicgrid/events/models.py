@@ -23,6 +23,8 @@ from civicgrid.events.incident_events import (
     Resumed,
     Returned,
     SlaBreached,
+    SlaClockPaused,
+    SlaClockResumed,
     SlaClockStarted,
     SlaClockStopped,
     SlaWarning,
@@ -49,7 +51,9 @@ AnyEvent = Annotated[
     | SlaClockStarted
     | SlaClockStopped
     | SlaWarning
-    | SlaBreached,
+    | SlaBreached
+    | SlaClockPaused
+    | SlaClockResumed,
     Field(discriminator="event_type"),
 ]
 
@@ -75,6 +79,8 @@ EVENT_CLASSES: dict[str, type[IncidentEvent]] = {
         SlaClockStopped,
         SlaWarning,
         SlaBreached,
+        SlaClockPaused,
+        SlaClockResumed,
     )
 }
 

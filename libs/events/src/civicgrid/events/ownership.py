@@ -21,7 +21,15 @@ INTAKE_EVENTS = (
     "reassigned",
 )
 ROUTING_EVENTS = ("assigned",)
-SLA_EVENTS = ("sla_clock_started", "sla_clock_stopped", "sla_warning", "sla_breached", "escalated")
+SLA_EVENTS = (
+    "sla_clock_started",
+    "sla_clock_stopped",
+    "sla_clock_paused",
+    "sla_clock_resumed",
+    "sla_warning",
+    "sla_breached",
+    "escalated",
+)
 
 WRITERS: dict[str, tuple[str, ...]] = {
     "intake": INTAKE_EVENTS,

@@ -173,14 +173,22 @@ SERVICE_GRANTS: dict[str, Grant] = {
     ),
     "sla": _service_grant(
         "sla",
-        reads=(streams.INCIDENTS, streams.SLA_TIMERS, streams.DLQ),
+        reads=(
+            streams.INCIDENTS,
+            streams.SLA_TIMERS,
+            streams.DLQ,
+            f"KV_{streams.SLA_POLICY_BUCKET}",
+        ),
         publish=(
-            # Schedules (ADR-51) are published to sla.timer.>; the server fires them to
-            # sla.fired.>, which nobody else may publish.
+            # Arming: schedules (ADR-51) are published on sla.timer.>; the server itself writes
+            # the firings on sla.fired.>, which nobody may publish. Cancelling purges a subject.
             f"{subjects.SLA_TIMER_PREFIX}.>",
             f"$JS.API.STREAM.PURGE.{streams.SLA_TIMERS}",
             f"{subjects.NOTIFY_PREFIX}.>",
+            # SLA policy versions, seeded at start like routing's.
+            f"$KV.{streams.SLA_POLICY_BUCKET}.>",
         ),
+        subscribe=(f"$KV.{streams.SLA_POLICY_BUCKET}.>",),
     ),
     "reporting": _service_grant("reporting", reads=(streams.INCIDENTS,)),
 }

@@ -21,6 +21,7 @@ ROUTING_POLICY_BUCKET = "ROUTING_POLICY"
 INTAKE_DUPLICATES_BUCKET = "INTAKE_DUPLICATES"
 # Longer than any duplicate window plus the oldest report intake admits (7 days back).
 INTAKE_DUPLICATES_MAX_AGE_S = 9 * 24 * 3600.0
+SLA_POLICY_BUCKET = "SLA_POLICY"
 
 # Long enough to cover any client's retry of one command; handlers stay idempotent beyond it.
 DUPLICATE_WINDOW_S = 10 * 60.0
@@ -55,6 +56,8 @@ def sla_timers_stream(replicas: int = 1) -> StreamConfig:
         duplicate_window=DUPLICATE_WINDOW_S,
         allow_msg_schedules=True,
         allow_rollup_hdrs=True,
+        # Firings carry a TTL (timers.FIRING_TTL) so the limits-retention stream stays bounded.
+        allow_msg_ttl=True,
     )
 
 
@@ -113,16 +116,21 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
                 replicas=replicas,
             )
         )
-    try:
-        await js.key_value(ROUTING_POLICY_BUCKET)
-    except BucketNotFoundError:
-        # Every version is kept: incidents in flight keep deciding with the one they started on.
-        await js.create_key_value(
-            KeyValueConfig(
-                bucket=ROUTING_POLICY_BUCKET,
-                description="Routing policy versions: key 'current' and one key per version",
-                history=64,
-                storage=StorageType.FILE,
-                replicas=replicas,
+    for bucket, what in (
+        (ROUTING_POLICY_BUCKET, "Routing policy versions"),
+        (SLA_POLICY_BUCKET, "SLA policy versions"),
+    ):
+        try:
+            await js.key_value(bucket)
+        except BucketNotFoundError:
+            # Every version is kept: incidents in flight keep deciding with the one they
+            # started on.
+            await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    description=f"{what}: key 'current' and one key per version",
+                    history=64,
+                    storage=StorageType.FILE,
+                    replicas=replicas,
+                )
             )
-        )

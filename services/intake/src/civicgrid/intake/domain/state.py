@@ -28,6 +28,7 @@ from civicgrid.events.incident_events import (
     Resolved,
     Resumed,
     Returned,
+    SlaClockResumed,
     SlaClockStarted,
     SlaClockStopped,
     Suspended,
@@ -193,6 +194,12 @@ def _(event: DeadlineExtended, state: IncidentState) -> IncidentState:
 
 @_apply.register
 def _(event: SlaClockStarted, state: IncidentState) -> IncidentState:
+    return _with_clock(state, event.clock, event.due_at)
+
+
+@_apply.register
+def _(event: SlaClockResumed, state: IncidentState) -> IncidentState:
+    # (sla) A resumed clock is due later by the time it was paused: Open311's expected_datetime.
     return _with_clock(state, event.clock, event.due_at)
 
 

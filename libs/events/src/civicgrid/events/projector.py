@@ -1,0 +1,342 @@
+"""Projectors: an ordered read of INCIDENTS into a model that stores its own position.
+
+A ``Projection`` keeps its position (the last stream sequence it applied) in the same
+transaction as what it projected; the projector reads from that position + 1 with an
+ephemeral pull consumer (no acks, in stream order, made again from the stored position after
+any error), hands events over in batches, and never keeps a position of its own that could
+disagree with the model's. A crash at any point re-reads from the stored position; what was
+applied is skipped by the projection's per-row sequence, so a replayed event changes nothing.
+
+Phases: catching up until the position reaches the stream's last sequence as seen at start
+(``/readyz`` says "catching up: N behind"), then live. Unreadable events go to the DLQ with the
+reason and the position moves past them, so one bad message never stops the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import ValidationError
+
+from civicgrid.events import streams, subjects
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.models import UnknownEventType, load_event_json
+from civicgrid.events.upcasting import UpcastError
+
+log = structlog.get_logger("civicgrid.projector")
+
+
+class PositionMoved(Exception):
+    """The stored position is not where this projector left it: re-read from the stored one."""
+
+
+@dataclass(frozen=True)
+class ProjectedEvent:
+    sequence: int
+    subject: str
+    event: IncidentEvent
+
+
+class Projection(Protocol):
+    """What a projector feeds. ``apply`` stores ``position`` with the changes, atomically."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def load_position(self) -> int: ...
+
+    async def apply(
+        self, events: Sequence[ProjectedEvent], *, after: int, position: int
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    events: list[ProjectedEvent]
+    last: int  # the batch's last stream sequence, readable or not
+    pending: int  # messages left in the stream after it
+
+
+@dataclass
+class ProjectorMetrics:
+    position: Gauge
+    lag: Gauge
+    applied: Counter
+    dead_lettered: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ProjectorMetrics:
+        return cls(
+            position=Gauge(
+                "civicgrid_projection_position",
+                "Last stream sequence a projection applied",
+                ["projection"],
+                registry=registry,
+            ),
+            lag=Gauge(
+                "civicgrid_projection_lag_events",
+                "Stream messages not yet applied by a projection",
+                ["projection"],
+                registry=registry,
+            ),
+            applied=Counter(
+                "civicgrid_projection_events_total",
+                "Events a projection applied",
+                ["projection"],
+                registry=registry,
+            ),
+            dead_lettered=Counter(
+                "civicgrid_projection_dead_letters_total",
+                "Stream messages a projection could not read and sent to the DLQ",
+                ["projection"],
+                registry=registry,
+            ),
+        )
+
+
+Decode = Callable[[bytes], IncidentEvent]
+
+CONSUMER_INACTIVE_S = 30.0
+REST_FETCH_S = 0.05
+
+
+@dataclass
+class Projector:
+    projection: Projection
+    jetstream: Callable[[], JetStreamContext]
+    dead_letters: DeadLetterPublisher
+    metrics: ProjectorMetrics
+    stream: str = streams.INCIDENTS
+    filter_subject: str = subjects.ALL_INCIDENT_EVENTS
+    batch_size: int = 1000
+    idle_wait_s: float = 1.0
+    retry_s: float = 1.0
+    sample_every_s: float = 5.0
+    decode: Decode = load_event_json
+    position: int = field(default=0, init=False)
+    target: int | None = field(default=None, init=False)  # stream's last sequence at start
+    caught_up: bool = field(default=False, init=False)
+    stream_last: int = field(default=0, init=False)
+    failures: int = field(default=0, init=False)
+    consumer_name: str | None = field(default=None, init=False)  # the current ephemeral
+    _applied: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _sampled_at: float = field(default=0.0, init=False)
+    _on_caught_up: list[Callable[[], Awaitable[None]]] = field(default_factory=list, init=False)
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.stream_last - self.position)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def when_caught_up(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._on_caught_up.append(hook)
+
+    async def start(self) -> None:
+        """Read the stored position and the stream's end, then project in the background."""
+        self.position = await self.projection.load_position()
+        info = await self.jetstream().stream_info(self.stream)
+        self.target = self.stream_last = int(info.state.last_seq)
+        self._publish_gauges()
+        log.info(
+            "projector_starting", projection=self.name, position=self.position, target=self.target
+        )
+        await self._check_caught_up()
+        self._task = asyncio.create_task(self._run(), name=f"projector:{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def problem(self) -> str | None:
+        """For /readyz: None once caught up and running."""
+        if self._task is None:
+            return f"projection {self.name} not started"
+        if not self.running:
+            return f"projection {self.name} stopped"
+        if not self.caught_up:
+            return f"catching up: {self.lag} behind"
+        return None
+
+    async def wait_for(self, sequence: int, timeout_s: float) -> bool:
+        """Wait until the model reflects ``sequence``; False at the deadline."""
+        async with self._applied:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._applied.wait_for(lambda: self.position >= sequence), timeout_s
+                )
+            return self.position >= sequence
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._read_from_position()
+            except asyncio.CancelledError:
+                raise
+            except PositionMoved as exc:
+                log.warning("projection_position_moved", projection=self.name, detail=str(exc))
+                self.position = await self.projection.load_position()
+            except Exception as exc:
+                # Connection lost, consumer gone, database busy: re-read from what is stored.
+                self.failures += 1
+                log.warning("projector_failed", projection=self.name, error=repr(exc))
+                await asyncio.sleep(self.retry_s)
+                with contextlib.suppress(Exception):
+                    self.position = await self.projection.load_position()
+
+    async def _read_from_position(self) -> None:
+        # An ephemeral pull consumer without acks, from the stored position: it needs only the
+        # read-a-stream rights every service has (no flow-control replies), reads in stream
+        # order, and if anything goes wrong it is simply made again from the stored position.
+        js = self.jetstream()
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=self.position + 1,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=CONSUMER_INACTIVE_S,
+            mem_storage=True,
+            num_replicas=1,
+        )
+        subscription = await js.pull_subscribe(
+            self.filter_subject, stream=self.stream, config=config
+        )
+        self.consumer_name = config.name
+        # Pipelined: the next batch is fetched and decoded while the projection stores the
+        # previous one. Stores stay one after another, each from the position the last left.
+        storing: asyncio.Task[None] | None = None
+        read_to = self.position
+        try:
+            while True:
+                batch = await self._next_batch(subscription)
+                if not batch:
+                    if storing is not None:
+                        await storing
+                        storing = None
+                    await self._sample_stream_end()
+                    continue
+                prepared = await self._prepare(batch, read_to)
+                if prepared is None:
+                    continue
+                read_to = prepared.last
+                if storing is not None:
+                    await storing
+                storing = asyncio.create_task(self._store(prepared))
+        finally:
+            if storing is not None and not storing.done():
+                # A store already handed to the database finishes or not on its own; the next
+                # start reads the position the database has, whichever it is.
+                storing.cancel()
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+            with contextlib.suppress(Exception):
+                # Gone after CONSUMER_INACTIVE_S anyway; deleting frees it at once.
+                await js.delete_consumer(self.stream, config.name or "")
+
+    async def _next_batch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        # One message with a long poll answers as soon as anything arrives; then what the
+        # server says is waiting comes back at once (a lone fetch(n) would wait its timeout).
+        try:
+            batch = await subscription.fetch(1, timeout=self.idle_wait_s)
+        except (TimeoutError, FetchTimeoutError):
+            return []
+        pending = batch[-1].metadata.num_pending
+        if pending:
+            wanted = min(pending, self.batch_size - 1)
+            with contextlib.suppress(TimeoutError, FetchTimeoutError):
+                batch += await subscription.fetch(wanted, timeout=REST_FETCH_S)
+        return batch
+
+    async def _prepare(self, batch: list[Msg], read_to: int) -> _Prepared | None:
+        """Decode a batch; unreadable events go to the DLQ. None: nothing new in it."""
+        events: list[ProjectedEvent] = []
+        last = read_to
+        pending = 0
+        for msg in batch:
+            metadata = msg.metadata
+            sequence = metadata.sequence.stream
+            pending = metadata.num_pending
+            if sequence <= read_to:
+                continue
+            last = sequence
+            try:
+                event = self.decode(msg.data)
+            except (ValueError, UnknownEventType, UpcastError, ValidationError) as exc:
+                await self._dead_letter(msg, exc)
+                continue
+            events.append(ProjectedEvent(sequence, msg.subject, event))
+        return None if last == read_to else _Prepared(events, last, pending)
+
+    async def _store(self, prepared: _Prepared) -> None:
+        last, pending = prepared.last, prepared.pending
+        await self.projection.apply(prepared.events, after=self.position, position=last)
+        self.metrics.applied.labels(self.name).inc(len(prepared.events))
+        self.stream_last = max(self.stream_last, last + pending)
+        async with self._applied:
+            self.position = last
+            self._applied.notify_all()
+        self._publish_gauges()
+        if pending == 0 or (self.target is not None and last >= self.target):
+            await self._check_caught_up(pending == 0)
+
+    async def _dead_letter(self, msg: Msg, exc: BaseException) -> None:
+        error = _describe(exc)
+        await self.dead_letters.publish(
+            msg, consumer=f"projector-{self.name}", reason="unreadable", error=error
+        )
+        self.metrics.dead_lettered.labels(self.name).inc()
+        log.error("dead_lettered", projection=self.name, subject=msg.subject, error=error)
+
+    async def _sample_stream_end(self) -> None:
+        # Idle: the stream's end tells the lag (and whether catching up is done) even when
+        # nothing new arrives; asked now and then, not at every idle poll.
+        if self.caught_up and time.monotonic() - self._sampled_at < self.sample_every_s:
+            return
+        self._sampled_at = time.monotonic()
+        info = await self.jetstream().stream_info(self.stream)
+        self.stream_last = max(self.stream_last, int(info.state.last_seq))
+        self._publish_gauges()
+        await self._check_caught_up()
+
+    async def _check_caught_up(self, nothing_pending: bool = False) -> None:
+        if self.caught_up:
+            return
+        if nothing_pending or (self.target is not None and self.position >= self.target):
+            self.caught_up = True
+            log.info("projection_caught_up", projection=self.name, position=self.position)
+            for hook in self._on_caught_up:
+                await hook()
+
+    def _publish_gauges(self) -> None:
+        self.metrics.position.labels(self.name).set(self.position)
+        self.metrics.lag.labels(self.name).set(self.lag)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        # Locations and messages only: pydantic's text echoes input values (a citizen's phone).
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        return f"schema violation: {problems}"
+    return f"{type(exc).__name__}: {exc}"

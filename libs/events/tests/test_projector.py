@@ -1,0 +1,200 @@
+"""The projector primitive against a real nats-server, with a small in-memory projection.
+
+The in-memory projection stores its position with its rows under one lock, the way a database
+projection stores them in one transaction; the reporting service's tests cover the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from prometheus_client import CollectorRegistry
+
+from civicgrid.events import streams, subjects
+from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
+from civicgrid.events.ids import new_incident_id
+from civicgrid.events.projector import (
+    PositionMoved,
+    ProjectedEvent,
+    Projector,
+    ProjectorMetrics,
+)
+from civicgrid.events.store import EventStore
+from civicgrid.events.testing.factories import accepted, reported
+from civicgrid.events.testing.waiting import eventually
+
+
+@dataclass
+class MemoryProjection:
+    name: str = "memory"
+    position: int = 0
+    seen: dict[int, str] = field(default_factory=dict)  # sequence -> event type
+    applies: int = 0
+    gate: asyncio.Event | None = None
+
+    async def load_position(self) -> int:
+        return self.position
+
+    async def apply(self, events: Sequence[ProjectedEvent], *, after: int, position: int) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        if after != self.position:
+            raise PositionMoved(f"{after} != {self.position}")
+        for item in events:
+            assert item.sequence not in self.seen, "an event applied twice"
+            self.seen[item.sequence] = item.event.event_type
+        self.position = position
+        self.applies += 1
+
+
+def projector_for(projection: MemoryProjection, js: JetStreamContext) -> Projector:
+    return Projector(
+        projection,
+        lambda: js,
+        DeadLetterPublisher(lambda: js, "projector-tests"),
+        ProjectorMetrics.create(CollectorRegistry()),
+        idle_wait_s=0.2,
+    )
+
+
+async def append_life(store: EventStore) -> tuple[str, int]:
+    incident_id = new_incident_id()
+    results = await store.append_all(
+        [reported(incident_id), accepted(incident_id)],
+        msg_id_prefix=f"test:{incident_id}",
+        expected_version=0,
+    )
+    return incident_id, results[-1].sequence
+
+
+async def stream_end(js: JetStreamContext) -> int:
+    return int((await js.stream_info(streams.INCIDENTS)).state.last_seq)
+
+
+async def test_a_projector_catches_up_then_follows_live_events(
+    js: JetStreamContext, store: EventStore
+) -> None:
+    await append_life(store)
+    end = await stream_end(js)
+    projection = MemoryProjection()
+    projector = projector_for(projection, js)
+    await projector.start()
+    try:
+        await eventually(lambda: _true(projector.caught_up), what="caught up")
+        assert projection.position >= end
+        assert projector.problem() is None
+        _, sequence = await append_life(store)
+        assert await projector.wait_for(sequence, timeout_s=10)
+        assert projection.seen[sequence] == "accepted"
+        assert projector.lag == 0
+    finally:
+        await projector.stop()
+
+
+async def test_readiness_says_catching_up_with_the_lag_until_caught_up(
+    js: JetStreamContext, store: EventStore
+) -> None:
+    await append_life(store)
+    projection = MemoryProjection(gate=asyncio.Event())
+    projector = projector_for(projection, js)
+    await projector.start()
+    try:
+        problem = projector.problem()
+        assert problem is not None and problem.startswith("catching up: ")
+        assert int(problem.removeprefix("catching up: ").split()[0]) == await stream_end(js)
+        assert projection.gate is not None
+        projection.gate.set()
+        await eventually(lambda: _true(projector.problem() is None), what="ready")
+    finally:
+        await projector.stop()
+
+
+async def test_a_restarted_projector_resumes_from_the_stored_position_without_repeats(
+    js: JetStreamContext, store: EventStore
+) -> None:
+    projection = MemoryProjection()
+    first = projector_for(projection, js)
+    await first.start()
+    await eventually(lambda: _true(first.caught_up), what="caught up")
+    await first.stop()
+    resumed_from = projection.position
+    _, sequence = await append_life(store)
+    second = projector_for(projection, js)
+    await second.start()
+    try:
+        assert await second.wait_for(sequence, timeout_s=10)
+        # MemoryProjection asserts no sequence is applied twice; nothing before resumed_from
+        # was read again.
+        assert min(s for s in projection.seen if s > resumed_from) == resumed_from + 1
+    finally:
+        await second.stop()
+
+
+async def test_an_unreadable_event_goes_to_the_dlq_and_the_projection_moves_past_it(
+    js: JetStreamContext, store: EventStore
+) -> None:
+    projection = MemoryProjection(name="dlq-check")
+    projector = projector_for(projection, js)
+    await projector.start()
+    try:
+        bad = await js.publish(
+            subjects.incident_event(new_incident_id(), "reported"),
+            b'{"event_type": "reported", "schema_version": 2}',
+            stream=streams.INCIDENTS,
+        )
+        _, after = await append_life(store)
+        assert await projector.wait_for(after, timeout_s=10)
+        assert bad.seq not in projection.seen
+        letter = await _dead_letter_for(js, bad.seq)
+        assert letter.reason == "unreadable"
+        assert letter.consumer == "projector-dlq-check"
+        assert "schema violation" in letter.error
+    finally:
+        await projector.stop()
+
+
+async def _dead_letter_for(js: JetStreamContext, sequence: int) -> DeadLetter:
+    subscription = await js.subscribe(
+        subjects.dlq("projector-tests"),
+        stream=streams.DLQ,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    try:
+        while True:
+            msg = await subscription.next_msg(timeout=5)
+            letter = DeadLetter.model_validate_json(msg.data)
+            if letter.original_sequence == sequence:
+                return letter
+    finally:
+        await subscription.unsubscribe()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_projector_whose_consumer_is_deleted_makes_another_from_its_position(
+    js: JetStreamContext, store: EventStore
+) -> None:
+    projection = MemoryProjection(name="recreated")
+    projector = projector_for(projection, js)
+    projector.retry_s = 0.05
+    await projector.start()
+    try:
+        await eventually(lambda: _true(projector.caught_up), what="caught up")
+        first = projector.consumer_name
+        assert first is not None
+        await js.delete_consumer(streams.INCIDENTS, first)
+        _, sequence = await append_life(store)
+        assert await projector.wait_for(sequence, timeout_s=15)
+        assert projector.consumer_name != first
+        assert projector.failures >= 1
+        # MemoryProjection asserts that nothing was applied twice across the two consumers.
+        assert projection.seen[sequence] == "accepted"
+    finally:
+        await projector.stop()

@@ -1,0 +1,132 @@
+"""The auditor: a periodic sweep that no deadline slipped through and no schedule is orphaned.
+
+- Every running clock whose next warning, breach or ladder level is due more than ``grace_s``
+  ago without its event: fire it now, through the same fenced path as a timer firing.
+- Every pending schedule whose clock (by the incident's own history) has nothing pending on
+  that stage: cancel it.
+
+Both are counted in ``civicgrid_sla_audit_repairs_total{kind}``, which should stay 0: a repair
+means a timer was lost (or a firing dead-lettered) somewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from nats.js import JetStreamContext
+
+from civicgrid.events import timers
+from civicgrid.events.timers import TimerFiring
+from civicgrid.sla.domain.clocks import Clocks, Status
+from civicgrid.sla.domain.decide import pending_firings
+from civicgrid.sla.domain.policy import SlaPolicyVersion
+from civicgrid.sla.handlers import SlaPorts, settle, when_timer_fired
+from civicgrid.sla.read_model import RunningClocks
+
+log = structlog.get_logger("civicgrid.sla.auditor")
+
+
+@dataclass
+class AuditReport:
+    at: datetime | None = None
+    running_clocks: int = 0
+    pending_schedules: int = 0
+    repaired: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+class Auditor:
+    def __init__(
+        self,
+        view: RunningClocks,
+        ports: SlaPorts,
+        jetstream: Callable[[], JetStreamContext],
+        *,
+        grace_s: float = 60.0,
+        interval_s: float = 30.0,
+    ) -> None:
+        self.view = view
+        self.ports = ports
+        self.jetstream = jetstream
+        self.grace = timedelta(seconds=grace_s)
+        self.interval_s = interval_s
+        self.last = AuditReport()
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            if not self.view.caught_up:
+                continue
+            try:
+                await self.sweep()
+            except Exception as exc:
+                log.error("audit_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+                self.last.failures = [f"sweep failed: {type(exc).__name__}"]
+
+    async def sweep(self) -> AuditReport:
+        report = AuditReport(at=datetime.now(UTC))
+        now = self.ports.now()
+        running = self.view.running()
+        report.running_clocks = len(running)
+        for clocks, clock in running:
+            if clock.status is not Status.RUNNING:
+                continue
+            policy = await self.ports.policies.for_incident(clocks.policy_version)
+            for stage, due in pending_firings(clocks.incident_id, clock, policy).items():
+                if due is None or due.fire_at is None or due.fire_at > now - self.grace:
+                    continue
+                firing = TimerFiring(
+                    incident_id=clocks.incident_id,
+                    clock=clock.name,
+                    stage=stage,
+                    clock_version=clock.version,
+                    step=due.step,
+                    repeat=due.repeat,
+                    fire_at=due.fire_at,
+                )
+                try:
+                    settled = await when_timer_fired(firing, self.ports)
+                except Exception as exc:
+                    report.failures.append(f"{stage} of a {clock.name} clock: {exc}")
+                    continue
+                if settled.written:
+                    self._count(report, f"missed_{stage}")
+                    log.error("audit_repaired_missed_deadline", stage=stage, clock=clock.name)
+        pending = await timers.pending_subjects(self.jetstream())
+        report.pending_schedules = len(pending)
+        for subject in sorted(pending):
+            _, _, incident_id, name, stage = subject.split(".")
+            known = self.view.clocks_of(incident_id)
+            seen = known.by_name.get(name) if known else None
+            if seen is not None and seen.status is Status.RUNNING:
+                continue
+            # The view may lag: the incident's own history decides.
+            settled = await settle(incident_id, self.ports)
+            actual = settled.clocks.by_name.get(name)
+            wanted = (
+                pending_firings(incident_id, actual, await self._policy(settled.clocks))
+                if actual is not None
+                else {}
+            )
+            if wanted.get(stage) is None:
+                await self.ports.timers.cancel(incident_id, name, stage)
+                self._count(report, "orphan_schedule")
+                log.error("audit_cancelled_orphan_schedule", clock=name, stage=stage)
+        self.last = report
+        return report
+
+    async def _policy(self, clocks: Clocks) -> SlaPolicyVersion:
+        return await self.ports.policies.for_incident(clocks.policy_version)
+
+    def _count(self, report: AuditReport, kind: str) -> None:
+        report.repaired[kind] = report.repaired.get(kind, 0) + 1
+        self.ports.metrics.audit_repairs.labels(kind).inc()
+
+    def problem(self) -> str | None:
+        if self.last.failures:
+            return f"auditor: {len(self.last.failures)} deadline(s) could not be repaired"
+        return None

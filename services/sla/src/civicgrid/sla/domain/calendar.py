@@ -1,0 +1,126 @@
+"""The legal working-day calendar (design section 5).
+
+A period of N working days starting at some moment: the start day does not count; the period
+ends at 24:00 local time of the N-th working day after the start day. Working days are China's
+(weekdays, minus public holidays, plus make-up working days 调休) from the holiday source, with
+the city's local overrides on top. A day the source does not cover raises ``CalendarNotCovered``:
+the calendar never guesses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from civicgrid.sla.domain.durations import SlaDuration
+
+IsWorkday = Callable[[date], bool]
+"""The holiday source's answer for one day; raises CalendarNotCovered for a day it lacks."""
+
+MAX_WORKING_DAYS = 366
+
+
+class CalendarNotCovered(Exception):
+    """The holiday data does not cover a day a deadline needs."""
+
+
+def chinese_calendar_source() -> IsWorkday:
+    import chinese_calendar
+
+    def is_workday(day: date) -> bool:
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError as exc:
+            raise CalendarNotCovered(
+                f"the chinese-calendar package has no holiday data for {day.year}: upgrade it,"
+                " or list that year's holidays and working days in calendar.yaml"
+            ) from exc
+
+    return is_workday
+
+
+def holidays_source() -> IsWorkday:
+    import holidays  # type: ignore[import-not-found]
+
+    def is_workday(day: date) -> bool:
+        supported = getattr(holidays.China, "supported_years", None)
+        if supported is not None and day.year not in supported:
+            raise CalendarNotCovered(f"the holidays package has no data for {day.year}")
+        calendar = holidays.China(years=day.year)
+        return day.weekday() < 5 and day not in calendar
+
+    return is_workday
+
+
+SOURCES: dict[str, Callable[[], IsWorkday]] = {
+    "chinese-calendar": chinese_calendar_source,
+    "holidays": holidays_source,
+}
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    zone: ZoneInfo
+    source: IsWorkday
+    extra_holidays: frozenset[date] = frozenset()
+    extra_working_days: frozenset[date] = frozenset()
+    _cache: dict[date, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.extra_holidays:
+            return False
+        if day in self.extra_working_days:
+            return True
+        known = self._cache.get(day)
+        if known is None:
+            known = self._cache[day] = self.source(day)
+        return known
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        """24:00 local of the ``days``-th working day after the start's local day, as UTC."""
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        if not 0 < days <= MAX_WORKING_DAYS:
+            raise ValueError(f"working days must be between 1 and {MAX_WORKING_DAYS}")
+        day = start.astimezone(self.zone).date()
+        counted = 0
+        while counted < days:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                counted += 1
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
+        return end.astimezone(UTC)
+
+    def due(self, start: datetime, duration: SlaDuration) -> datetime:
+        if duration.is_working_days:
+            return self.add_working_days(start, duration.working_days)
+        return (start + duration.as_timedelta()).astimezone(UTC)
+
+    def working_days(self, first: date, last: date) -> Iterator[date]:
+        day = first
+        while day <= last:
+            if self.is_working_day(day):
+                yield day
+            day += timedelta(days=1)
+
+    def check_covers(self, years: Iterable[int]) -> None:
+        """At start: fail loudly if a year the service will count in is not covered."""
+        for year in years:
+            self.is_working_day(date(year, 1, 1))
+            self.is_working_day(date(year, 12, 31))
+
+
+def build_calendar(
+    timezone: str,
+    holiday_source: str,
+    extra_holidays: Iterable[date] = (),
+    extra_working_days: Iterable[date] = (),
+) -> WorkingCalendar:
+    return WorkingCalendar(
+        zone=ZoneInfo(timezone),
+        source=SOURCES[holiday_source](),
+        extra_holidays=frozenset(extra_holidays),
+        extra_working_days=frozenset(extra_working_days),
+    )

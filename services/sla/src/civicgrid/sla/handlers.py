@@ -1,0 +1,307 @@
+"""Reactions: an incident event or a timer firing -> load, decide, append, arm timers.
+
+Both go through ``settle``: load the incident's history, bring its clocks up to date (the
+walk), judge the firing if there is one (the fence), append what is missing with optimistic
+concurrency and message ids derived from each event's cause, then arm or cancel the schedules
+of the clocks this cause touched. A conflict reloads and decides again; a redelivery finds
+everything recorded and only re-arms (which a crash between append and arm may have skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+
+from civicgrid.events import subjects
+from civicgrid.events.base import IncidentEvent, UnitRef
+from civicgrid.events.consumer import PermanentFailure
+from civicgrid.events.incident_events import (
+    DeadlineExtended,
+    Escalated,
+    SlaBreached,
+    SlaClockStarted,
+    SlaClockStopped,
+    SlaWarning,
+)
+from civicgrid.events.notifications import SlaNotification
+from civicgrid.events.store import AppendResult, ConcurrencyConflict, History
+from civicgrid.events.timers import TimerFiring
+from civicgrid.sla.domain.calendar import CalendarNotCovered, WorkingCalendar
+from civicgrid.sla.domain.clocks import Clocks, apply
+from civicgrid.sla.domain.decide import (
+    STAGES,
+    Firing,
+    Judged,
+    UnitResolver,
+    judge_firing,
+    pending_firings,
+    pinned_policy_version,
+    walk,
+)
+from civicgrid.sla.domain.policy import SlaPolicyVersion
+from civicgrid.sla.domain.rules import NoSuchClass
+from civicgrid.sla.metrics import SlaMetrics
+
+log = structlog.get_logger("civicgrid.sla")
+
+MAX_ATTEMPTS = 8
+
+
+class IncidentStore(Protocol):
+    async def load(self, incident_id: str) -> History: ...
+
+    async def append(
+        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
+    ) -> AppendResult: ...
+
+
+class PolicySource(Protocol):
+    async def for_incident(self, pinned: int | None) -> SlaPolicyVersion: ...
+
+
+class Timers(Protocol):
+    async def arm(self, firing: TimerFiring) -> None: ...
+
+    async def cancel(self, incident_id: str, clock: str, stage: str) -> None: ...
+
+
+class Notifier(Protocol):
+    async def publish(self, subject: str, payload: bytes) -> None: ...
+
+
+@dataclass
+class SlaPorts:
+    store: IncidentStore
+    policies: PolicySource
+    calendar: WorkingCalendar
+    timers: Timers
+    notifier: Notifier
+    metrics: SlaMetrics
+    notify_unit: UnitResolver
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Settled:
+    clocks: Clocks
+    events: tuple[IncidentEvent, ...]
+    """The history the decision was made on, with the decision's events after it."""
+    written: tuple[IncidentEvent, ...]
+    """What this call stored (not what a retry found already stored)."""
+    judged: Judged | None
+
+    def clocks_caused_by(self, cause_id: str) -> set[str]:
+        return {
+            str(getattr(e, "clock", ""))
+            for e in self.events
+            if e.causation_id == cause_id and getattr(e, "clock", None)
+        }
+
+
+async def when_incident_event(event: IncidentEvent, ports: SlaPorts) -> Settled:
+    """Bring the incident's clocks up to date through this event and arm their timers."""
+    settled = await settle(event.incident_id, ports)
+    touched = settled.clocks_caused_by(event.event_id)
+    if isinstance(event, DeadlineExtended):
+        touched.add(event.clock)
+    await reconcile_timers(settled.clocks, touched, ports, event.correlation_id)
+    return settled
+
+
+async def when_timer_fired(firing: TimerFiring, ports: SlaPorts) -> Settled:
+    """Fence the firing against the clock's current version; append and notify if it holds."""
+    wanted = Firing(
+        incident_id=firing.incident_id,
+        clock=firing.clock,
+        clock_version=firing.clock_version,
+        stage=firing.stage,
+        step=firing.step,
+        repeat=firing.repeat,
+        fire_at=firing.fire_at,
+    )
+    settled = await settle(firing.incident_id, ports, wanted, correlation_id=firing.correlation_id)
+    judged = settled.judged
+    assert judged is not None
+    ports.metrics.firings.labels(firing.stage, judged.verdict).inc()
+    # The fired stage's schedule is gone (the server removes it when it fires), and the stages
+    # before it fired earlier: only the fired stage (re-armed if still wanted) and later ones
+    # need attention.
+    await reconcile_timers(
+        settled.clocks, {firing.clock}, ports, firing.correlation_id, from_stage=firing.stage
+    )
+    others = {str(getattr(e, "clock", "")) for e in settled.written if getattr(e, "clock", None)}
+    await reconcile_timers(settled.clocks, others - {firing.clock}, ports, firing.correlation_id)
+    return settled
+
+
+async def settle(
+    incident_id: str,
+    ports: SlaPorts,
+    firing: Firing | None = None,
+    *,
+    correlation_id: str = "",
+) -> Settled:
+    for _attempt in range(MAX_ATTEMPTS):
+        history = await ports.store.load(incident_id)
+        events = list(history)
+        if not events:
+            raise PermanentFailure(f"incident {incident_id} has no history")
+        correlation = correlation_id or events[0].correlation_id
+        policy = await ports.policies.for_incident(pinned_policy_version(events))
+        try:
+            walked = walk(incident_id, events, policy, ports.calendar.due)
+        except CalendarNotCovered as exc:
+            ports.metrics.calendar_errors.inc()
+            raise PermanentFailure(str(exc)) from exc
+        except NoSuchClass as exc:
+            raise PermanentFailure(str(exc)) from exc
+        clocks = walked.clocks
+        to_write = list(walked.missing)
+        judged = None
+        if firing is not None:
+            now = ports.now()
+            judged = judge_firing(
+                clocks,
+                firing,
+                policy,
+                now,
+                correlation_id=correlation,
+                notify_unit=ports.notify_unit,
+            )
+            to_write += judged.events
+            for event in judged.events:
+                clocks = apply(clocks, event)
+        try:
+            fresh = await _append(ports.store, incident_id, to_write, history.version)
+        except ConcurrencyConflict:
+            continue
+        _count(ports.metrics, fresh, ports.now())
+        if judged is not None and judged.events:
+            await _notify(ports, judged, fresh)
+        return Settled(clocks, (*events, *to_write), tuple(fresh), judged)
+    raise ConcurrencyConflict(incident_id, 0, f"still conflicting after {MAX_ATTEMPTS} attempts")
+
+
+async def _append(
+    store: IncidentStore, incident_id: str, events: Sequence[IncidentEvent], version: int
+) -> list[IncidentEvent]:
+    """Append in order, each expecting the one before; returns the ones newly stored."""
+    fresh: list[IncidentEvent] = []
+    per_cause: dict[str, int] = {}
+    expected = version
+    for event in events:
+        cause = event.causation_id or event.event_id
+        index = per_cause.get(cause, 0)
+        per_cause[cause] = index + 1
+        result = await store.append(
+            event, msg_id=f"sla:{incident_id}:{cause}:{index}", expected_version=expected
+        )
+        expected = result.sequence
+        if not result.duplicate:
+            fresh.append(event)
+    return fresh
+
+
+async def reconcile_timers(
+    clocks: Clocks,
+    touched: set[str],
+    ports: SlaPorts,
+    correlation_id: str,
+    *,
+    from_stage: str | None = None,
+) -> None:
+    """Arm each touched clock's pending stages; cancel the stages it no longer has.
+
+    ``from_stage``: after a firing of that stage, cancel nothing before or at it (already gone).
+    Stages the clock's policy never arms (no warnings, no ladder) are never cancelled either.
+    """
+    policy = await ports.policies.for_incident(clocks.policy_version)
+    never = {"warning"} if not policy.warning_ratios else set()
+    never |= {"escalation"} if not policy.ladder else set()
+    settled_stages = set(STAGES[: STAGES.index(from_stage) + 1]) if from_stage else set()
+    for name in sorted(touched):
+        clock = clocks.by_name.get(name)
+        wanted = (
+            pending_firings(clocks.incident_id, clock, policy)
+            if clock is not None
+            else dict.fromkeys(STAGES)
+        )
+        for stage, firing in wanted.items():
+            if firing is None:
+                if stage not in never and stage not in settled_stages:
+                    await ports.timers.cancel(clocks.incident_id, name, stage)
+                continue
+            assert firing.fire_at is not None
+            await ports.timers.arm(
+                TimerFiring(
+                    incident_id=clocks.incident_id,
+                    clock=name,
+                    stage=stage,
+                    clock_version=firing.clock_version,
+                    step=firing.step,
+                    repeat=firing.repeat,
+                    fire_at=firing.fire_at,
+                    correlation_id=correlation_id,
+                )
+            )
+
+
+def _count(metrics: SlaMetrics, fresh: Sequence[IncidentEvent], now: datetime) -> None:
+    for event in fresh:
+        if isinstance(event, SlaClockStarted):
+            metrics.clocks_started.labels(event.clock).inc()
+        elif isinstance(event, SlaClockStopped):
+            outcome = event.reason.value
+            if event.on_time is not None:
+                outcome = "on_time" if event.on_time else "late"
+            metrics.clocks_stopped.labels(event.clock, outcome).inc()
+        elif isinstance(event, SlaWarning):
+            metrics.warnings.labels(event.clock).inc()
+        elif isinstance(event, SlaBreached):
+            metrics.breaches.labels(event.clock).inc()
+            metrics.firing_lateness.labels("breach").observe(
+                max((now - event.due_at).total_seconds(), 0.0)
+            )
+        elif isinstance(event, Escalated):
+            metrics.escalations.labels(event.clock, str(event.ladder_level)).inc()
+
+
+async def _notify(ports: SlaPorts, judged: Judged, fresh: Sequence[IncidentEvent]) -> None:
+    # Only for events this call stored: a redelivery of an applied firing announces nothing.
+    fresh_ids = {e.event_id for e in fresh}
+    for unit, event in judged.notify:
+        if event.event_id not in fresh_ids:
+            continue
+        await ports.notifier.publish(
+            _subject(unit), _notification(unit, event).model_dump_json().encode()
+        )
+
+
+def _subject(unit: UnitRef) -> str:
+    return subjects.notify(unit.kind.value, unit.id)
+
+
+def _notification(unit: UnitRef, event: IncidentEvent) -> SlaNotification:
+    due_at = getattr(event, "due_at", None)
+    assert due_at is not None
+    late = max((event.occurred_at - due_at).total_seconds(), 0.0)
+    escalated = event if isinstance(event, Escalated) else None
+    return SlaNotification(
+        kind=event.event_type,
+        incident_id=event.incident_id,
+        clock=getattr(event, "clock", ""),
+        clock_version=getattr(event, "clock_version", 1) or 1,
+        due_at=due_at,
+        late_s=late,
+        unit=unit,
+        ladder_level=escalated.ladder_level if escalated else None,
+        ladder_name=escalated.ladder_name if escalated else None,
+        notify_role=escalated.notify_role if escalated else None,
+        repeat=escalated.repeat if escalated else 0,
+        request_reassignment=escalated.request_reassignment if escalated else False,
+        event_id=event.event_id,
+    )

@@ -1,0 +1,150 @@
+"""Builders for sla's tests: incident events with only what a test cares about, and policies."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from civicgrid.events.base import Actor, ActorKind, GeoPoint, IncidentEvent, UnitKind, UnitRef
+from civicgrid.events.ids import new_incident_id
+from civicgrid.events.incident_events import (
+    Accepted,
+    Arrived,
+    Assigned,
+    Channel,
+    Closed,
+    DeadlineExtended,
+    HandlingLevel,
+    Jurisdiction,
+    Reopened,
+    ReportDetails,
+    Reported,
+    Resolved,
+    Resumed,
+    Returned,
+    ReturnReason,
+    Suspended,
+)
+from civicgrid.sla.domain.policy import SlaPolicyVersion
+
+GRID_A = UnitRef(kind=UnitKind.GRID, id="c01-g001")
+GRID_B = UnitRef(kind=UnitKind.GRID, id="c01-g002")
+DEPARTMENT = UnitRef(kind=UnitKind.DEPARTMENT, id="dept-urban-mgmt")
+INTAKE = Actor(kind=ActorKind.SERVICE, id="intake")
+
+
+def policy(
+    version: int = 1,
+    *,
+    accept: str = "30m",
+    arrive: str = "60m",
+    resolve: str = "24h",
+    warnings: tuple[float, ...] = (0.8,),
+    ladder: tuple[dict[str, Any], ...] = (),
+) -> SlaPolicyVersion:
+    classes = {
+        "standard": {"accept": accept, "resolve": resolve},
+        "on_site": {"accept": accept, "arrive": arrive, "resolve": resolve},
+        "difficult": {"accept": accept, "resolve": "5wd"},
+    }
+    return SlaPolicyVersion.model_validate(
+        {
+            "policy_version": version,
+            "warning_ratios": warnings,
+            "classes": classes,
+            "ladder": ladder,
+        }
+    )
+
+
+def rung(
+    level_id: str, after: str, notify: str, *, reassign: bool = False, every: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": level_id,
+        "name": level_id,
+        "after": after,
+        "notify": notify,
+        "reassign": reassign,
+        "repeat_every": every,
+    }
+
+
+class Script:
+    """One incident's events at controlled times, as intake and routing would write them."""
+
+    def __init__(self, start: datetime, incident_id: str | None = None) -> None:
+        self.incident_id = incident_id or new_incident_id()
+        self.now = start
+        self.assignments = 0
+
+    def at(self, seconds: float) -> Script:
+        self.now = self.now + timedelta(seconds=seconds)
+        return self
+
+    def _env(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "source": "tests",
+            "actor": INTAKE,
+            "correlation_id": f"corr-{self.incident_id}",
+            "occurred_at": self.now,
+        }
+
+    def reported(self) -> Reported:
+        report = ReportDetails(
+            channel=Channel.CITIZEN_APP,
+            category="city-appearance.street-vending",
+            location=GeoPoint(lon=114.25, lat=22.72),
+        )
+        return Reported(**self._env(), report=report)
+
+    def assigned(
+        self, unit: UnitRef = GRID_A, *, sla_class: str = "standard", on_site: bool = False
+    ) -> Assigned:
+        self.assignments += 1
+        return Assigned(
+            **self._env(),
+            level=HandlingLevel.GRID,
+            lead_unit=unit,
+            sla_class=sla_class,
+            on_site=on_site,
+            jurisdiction=Jurisdiction(community_id="c01", grid_id=unit.id),
+            rule="test",
+            policy_version=1,
+            explanation="test",
+            assignment_no=self.assignments,
+        )
+
+    def accepted(self, unit: UnitRef = GRID_A) -> Accepted:
+        return Accepted(**self._env(), unit=unit)
+
+    def arrived(self, unit: UnitRef = GRID_A) -> Arrived:
+        return Arrived(**self._env(), unit=unit)
+
+    def returned(self, unit: UnitRef = GRID_A) -> Returned:
+        return Returned(**self._env(), unit=unit, reason_code=ReturnReason.WRONG_JURISDICTION)
+
+    def suspended(self, unit: UnitRef = GRID_A) -> Suspended:
+        return Suspended(**self._env(), unit=unit, reason="waiting for the citizen")
+
+    def resumed(self, unit: UnitRef = GRID_A) -> Resumed:
+        return Resumed(**self._env(), unit=unit)
+
+    def extended(self, new_due_at: datetime, clock: str = "resolve") -> DeadlineExtended:
+        return DeadlineExtended(
+            **self._env(), clock=clock, new_due_at=new_due_at, approved_by=DEPARTMENT, reason="x"
+        )
+
+    def resolved(self, unit: UnitRef = GRID_A) -> Resolved:
+        return Resolved(**self._env(), unit=unit, resolution="done")
+
+    def closed(self) -> Closed:
+        return Closed(**self._env(), reason="done")
+
+    def reopened(self) -> Reopened:
+        return Reopened(**self._env(), reason="back again")
+
+
+def types_of(events: list[IncidentEvent] | tuple[IncidentEvent, ...]) -> list[str]:
+    return [f"{e.event_type}:{getattr(e, 'clock', '')}".rstrip(":") for e in events]

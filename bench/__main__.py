@@ -8,6 +8,7 @@ import platform
 
 from bench import (
     baseline,
+    end_to_end,
     eventstore,
     history_at_scale,
     report_to_assigned,
@@ -92,6 +93,13 @@ async def main() -> None:
                       getattr(timer_sla, f"{quantile}_s") * 1000)  # fmt: skip
     memory = "memory"
     table.base(memory, "sla process peak memory (VmHWM)", sla_rss_mb, "MB", higher_is_better=False)
+    if end_to_end.wrk_available():
+        e2e = "end to end: Open311 POST (wrk, 16 connections) -> projected in reporting"
+        relayed, mixed, storm = await end_to_end.measure(max(5.0, 10 * SCALE))
+        mixed_row = _rate(table, e2e, mixed, _rate(table, e2e, relayed))
+        _rate(table, e2e, storm, mixed_row)
+    else:
+        print("end to end: skipped, wrk is not installed (apt-get install wrk)")
     for row in await eventstore.optional_figures():
         table.add(row)
     print(table.render())

@@ -66,13 +66,14 @@ class Table:
             f"{'ratio':>7}"
         ]
         section = None
+        bases = {row.baseline for row in self.rows if row.baseline}
         for row in self.rows:
             if row.section != section:
                 section = row.section
                 lines.append(f"{section}:")
             base = f"{row.baseline_value:>14,.2f}" if row.baseline_value is not None else ""
             ratio = f"{row.ratio:6.2f}x" if row.ratio is not None else (
-                "   base" if row.baseline is None and row.section.startswith("raw") else ""
+                "   base" if row.name in bases else ""
             )  # fmt: skip
             lines.append(
                 f"  {row.name:<60} {row.value:>12,.2f} {row.unit:<10} {base:>14} {ratio:>7}"

@@ -253,7 +253,9 @@ async def test_events_of_one_incident_are_handled_in_stream_order(
     first = reported()
     version = (await store.append(first, msg_id=first.event_id, expected_version=0)).sequence
     followers = [accepted(first.incident_id, correlation_id=f"n{n}") for n in range(30)]
-    await store.append_all(followers, msg_id_prefix=first.event_id, expected_version=version)
+    await store.append_decision(
+        followers, cause=first.event_id, fingerprint="", expected_version=version
+    )
     handled: list[str] = []
 
     async def uneven_handler(event: IncidentEvent, delivery: Delivery) -> None:

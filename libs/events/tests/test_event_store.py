@@ -35,17 +35,6 @@ async def test_history_comes_back_in_order(store: EventStore) -> None:
     assert history.version == version
 
 
-async def test_history_longer_than_one_batch_is_complete(store: EventStore) -> None:
-    first = reported()
-    result = await store.append(first, msg_id=first.event_id, expected_version=0)
-    events = [accepted(first.incident_id, correlation_id=f"c{n}") for n in range(300)]
-    await store.append_all(events, msg_id_prefix="long", expected_version=result.sequence)
-    history = await store.load(first.incident_id)
-    assert len(history) == 301
-    sequences = [stored.sequence for stored in history.events]
-    assert sequences == sorted(sequences)
-
-
 async def test_concurrent_appends_to_one_incident_exactly_one_wins(store: EventStore) -> None:
     first = reported()
     base = (await store.append(first, msg_id=first.event_id, expected_version=0)).sequence

@@ -63,12 +63,13 @@ def projector_for(projection: MemoryProjection, js: JetStreamContext) -> Project
 
 async def append_life(store: EventStore) -> tuple[str, int]:
     incident_id = new_incident_id()
-    results = await store.append_all(
+    written = await store.append_decision(
         [reported(incident_id), accepted(incident_id)],
-        msg_id_prefix=f"test:{incident_id}",
+        cause=f"test:{incident_id}",
+        fingerprint="",
         expected_version=0,
     )
-    return incident_id, results[-1].sequence
+    return incident_id, written[-1].sequence
 
 
 async def stream_end(js: JetStreamContext) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import httpx
 from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
 
+from civicgrid.events.projector import Projector, ProjectorMetrics
 from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp, asyncapi_schema
-from civicgrid.intake.feed import ProjectionFeed
 from civicgrid.intake.index import IncidentIndex
 
 CHANNELS = ("hotline_12345", "police_110", "iot_sensor", "video_ai", "grid_patrol", "citizen_app")
@@ -70,7 +71,13 @@ async def test_the_openapi_document_lists_both_faces(http: httpx.AsyncClient) ->
 async def test_ready_only_once_the_replay_reached_the_end_of_the_stream(
     intake: IntakeApp, js: JetStreamContext, http: httpx.AsyncClient
 ) -> None:
-    assert await ProjectionFeed(lambda: js, IncidentIndex(), intake.intake.metrics).problem()
+    unstarted = Projector(
+        IncidentIndex(),
+        lambda: js,
+        intake.service.dead_letters,
+        ProjectorMetrics.create(CollectorRegistry()),
+    )
+    assert unstarted.problem()
     ready = await http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["problems"] == []
     last = (await js.stream_info("INCIDENTS")).state.last_seq

@@ -152,8 +152,11 @@ async def test_the_auditor_fires_a_lost_deadline_once_and_cancels_an_orphan_sche
     await eventually(past_due, within_s=15, what="past the lost deadline")
     assert "sla_breached:resolve" not in labels(await world.sla_events(lost.incident_id))
     report = await sla.auditor.sweep()
-    assert report.repaired.get("missed_breach") == 1, report
-    assert report.repaired.get("orphan_schedule") == 1, report
+    # The sweep covers the whole stream, which this session shares with other tests' incidents
+    # (their services stopped with deadlines pending): this test's own repairs are asserted on
+    # its incidents below; the report must at least count them.
+    assert report.repaired.get("missed_breach", 0) >= 1, report
+    assert report.repaired.get("orphan_schedule", 0) >= 1, report
     [breach] = await world.wait_for(lost.incident_id, "sla_breached:resolve")
     assert isinstance(breach, SlaBreached) and breach.due_at == resolve.due_at
     assert stray.schedule_subject not in await world.pending(closed.incident_id)

@@ -133,28 +133,6 @@ class EventStore:
             raise
         return AppendResult(sequence=ack.seq, duplicate=bool(ack.duplicate))
 
-    async def append_all(
-        self,
-        events: Sequence[IncidentEvent],
-        *,
-        msg_id_prefix: str,
-        expected_version: int,
-    ) -> list[AppendResult]:
-        """Append a decision's events in order, each expecting the one before.
-
-        Message ids are ``<prefix>:<n>`` so a retried decision re-sends the same ids; after a
-        crash between two appends, the retry stores only the missing ones.
-        """
-        results: list[AppendResult] = []
-        expected = expected_version
-        for index, event in enumerate(events):
-            result = await self.append(
-                event, msg_id=f"{msg_id_prefix}:{index}", expected_version=expected
-            )
-            results.append(result)
-            expected = result.sequence
-        return results
-
     async def append_decision(
         self,
         events: Sequence[IncidentEvent],

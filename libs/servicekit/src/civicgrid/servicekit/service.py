@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -22,6 +22,7 @@ from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.js import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
@@ -31,7 +32,7 @@ from civicgrid.events.consumer import (
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.redrive import redrive_spec
-from civicgrid.events.store import EventStore
+from civicgrid.events.store import EventStore, History, StoredEvent
 from civicgrid.servicekit import serving
 from civicgrid.servicekit.logging import configure_logging
 from civicgrid.servicekit.settings import ServiceSettings
@@ -93,6 +94,12 @@ class Service:
     @property
     def jetstream(self) -> JetStreamContext:
         return self.broker.connection.jetstream()
+
+    @property
+    def decisions(self) -> ConnectedStore:
+        """The event store as a DecisionStore, usable before the bus is connected (handlers
+        are wired at build time; the store exists once ``start`` has connected)."""
+        return ConnectedStore(self)
 
     @property
     def store(self) -> EventStore:
@@ -209,3 +216,25 @@ def _without_credentials(url: str) -> str:
 def run(service: Service) -> None:
     """Serve HTTP and the bus until SIGTERM or SIGINT, which stop it promptly at any moment."""
     serving.run(service)
+
+
+@dataclass(frozen=True)
+class ConnectedStore:
+    """``decide_and_append``'s store, resolved through the service on every call."""
+
+    service: Service
+
+    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
+        return await self.service.store.load(incident_id, at_least=at_least)
+
+    async def append_decision(
+        self,
+        events: Sequence[IncidentEvent],
+        *,
+        cause: str,
+        fingerprint: str,
+        expected_version: int,
+    ) -> list[StoredEvent]:
+        return await self.service.store.append_decision(
+            events, cause=cause, fingerprint=fingerprint, expected_version=expected_version
+        )

@@ -15,11 +15,11 @@ from civicgrid.events import durables, subjects
 from civicgrid.events.base import IncidentEvent, utc_now
 from civicgrid.events.consumer import ConsumerSpec, Delivery, EventHandler
 from civicgrid.events.incident_events import Merged
+from civicgrid.events.projector import Projector, ProjectorMetrics
 from civicgrid.intake.access import Gate, KeyRing, RateLimiter
 from civicgrid.intake.catalogue import Bounds, Catalogue, InMemoryCatalogue
 from civicgrid.intake.claims import DuplicateClaims
 from civicgrid.intake.config import IntakeConfig
-from civicgrid.intake.feed import ProjectionFeed
 from civicgrid.intake.handlers import Intake
 from civicgrid.intake.index import IncidentIndex
 from civicgrid.intake.metrics import IntakeMetrics
@@ -69,7 +69,7 @@ class IntakeApp:
     intake: Intake
     index: IncidentIndex
     gate: Gate
-    feed: ProjectionFeed
+    projector: Projector
 
 
 def compose(
@@ -94,11 +94,20 @@ def compose(
     claims = DuplicateClaims(lambda: service.jetstream)
     intake = Intake(lambda: service.store, index, catalogue, metrics, claims, clock)
     gate = Gate(keys, RateLimiter())
-    feed = ProjectionFeed(lambda: service.jetstream, index, metrics)
+    projector = Projector(
+        index,
+        lambda: service.jetstream,
+        service.dead_letters,
+        ProjectorMetrics.create(service.registry),
+    )
     service.consume(MERGES, _close_merged_sources(intake))
-    service.on_connected.append(feed.start)
-    service.on_stopping.append(feed.stop)
-    service.readiness_checks.append(feed.problem)
+    service.on_connected.append(projector.start)
+    service.on_stopping.append(projector.stop)
+
+    async def index_caught_up() -> str | None:
+        return projector.problem()
+
+    service.readiness_checks.append(index_caught_up)
 
     service.http.include_router(native_router(intake, gate))
     service.http.include_router(open311_router(intake, gate, catalogue))
@@ -113,7 +122,7 @@ def compose(
     install_error_handlers(service.http, metrics)  # last: its guard is the outermost layer
     drop_unanswered(service.http, "422", OPEN311_PREFIX)  # Open311 answers bad input with 400
     attach_nats_api(service.broker, intake, gate, config.max_body_bytes, metrics)
-    return IntakeApp(service, intake, index, gate, feed)
+    return IntakeApp(service, intake, index, gate, projector)
 
 
 def build(settings: ServiceSettings) -> Service:

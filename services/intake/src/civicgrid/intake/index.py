@@ -1,9 +1,11 @@
 """Intake's read model of every incident: open or closed, where, what, since when, by whom.
 
-Fed in stream order by the projection feed (``feed``) and, right after intake's own
-appends, from the authoritative history it just wrote (``absorb``), so the next report in
-this replica sees the incident it created a millisecond ago. Per incident it remembers the
-last stream sequence applied, which makes both paths idempotent and keeps them in order.
+Fed in stream order by a ``Projector`` (``civicgrid.events.projector``; the index is its
+``Projection``, holding its position in the same object as what it projected) and, right after
+intake's own appends, from the authoritative history it just wrote (``absorb``), so the next
+report in this replica sees the incident it created a millisecond ago. Per incident it
+remembers the last stream sequence applied, which makes both paths idempotent and keeps them in
+order. It lives in memory: a restarted replica projects the stream again from the start.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.incident_events import Merged, Reported
+from civicgrid.events.projector import PositionMoved, ProjectedEvent
 from civicgrid.events.store import StoredEvent
 from civicgrid.intake.domain.state import IncidentState, apply
 from civicgrid.intake.open311 import Update, status_of, update_for
@@ -31,7 +34,7 @@ class RequestQuery:
 
 class IncidentIndex:
     def __init__(self) -> None:
-        self.position = 0  # last stream sequence the feed delivered
+        self.position = 0  # last stream sequence the projector applied
         self._states: dict[str, IncidentState] = {}
         self._applied: dict[str, int] = {}
         self._keys: dict[str, str] = {}
@@ -42,12 +45,23 @@ class IncidentIndex:
     def __len__(self) -> int:
         return len(self._states)
 
-    # -- feeding -------------------------------------------------------------------------
+    # -- as a projection -----------------------------------------------------------------
 
-    def apply(self, sequence: int, event: IncidentEvent) -> None:
-        """One event from the stream, in stream order."""
-        self.position = max(self.position, sequence)
-        self._apply(sequence, event)
+    @property
+    def name(self) -> str:
+        return "intake-index"
+
+    async def load_position(self) -> int:
+        return self.position
+
+    async def apply(self, events: Sequence[ProjectedEvent], *, after: int, position: int) -> None:
+        if after != self.position:
+            raise PositionMoved(f"intake index at {self.position}, projector at {after}")
+        for projected in events:
+            self._apply(projected.sequence, projected.event)
+        self.position = position
+
+    # -- feeding -------------------------------------------------------------------------
 
     def absorb(self, history: Iterable[StoredEvent]) -> None:
         """An incident's complete history as just read or written by this replica."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 
 @dataclass
@@ -14,8 +14,6 @@ class IntakeMetrics:
     commands: Counter
     refusals: Counter
     concurrency_retries: Counter
-    projection_position: Gauge
-    projection_skipped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IntakeMetrics:
@@ -42,16 +40,6 @@ class IntakeMetrics:
                 "civicgrid_intake_concurrency_retries_total",
                 "Decisions taken again after another writer appended first",
                 ["operation"],
-                registry=registry,
-            ),
-            projection_position=Gauge(
-                "civicgrid_intake_projection_sequence",
-                "Last INCIDENTS stream sequence applied to this replica's index",
-                registry=registry,
-            ),
-            projection_skipped=Counter(
-                "civicgrid_intake_projection_skipped_total",
-                "Stream messages the index could not read",
                 registry=registry,
             ),
         )

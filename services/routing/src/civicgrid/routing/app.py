@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from prometheus_client import Gauge
 
 from civicgrid.events import durables
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery
-from civicgrid.events.store import History, StoredEvent
 from civicgrid.events.streams import ROUTING_POLICY_BUCKET
 from civicgrid.routing.config import RoutingConfig, load_routing_config
 from civicgrid.routing.handlers import RoutingPorts, handle
@@ -32,28 +29,6 @@ CONSUMER = ConsumerSpec(
 )
 
 
-class _ConnectedStore:
-    """The service's event store, which exists once the bus is connected."""
-
-    def __init__(self, service: Service) -> None:
-        self._service = service
-
-    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
-        return await self._service.store.load(incident_id, at_least=at_least)
-
-    async def append_decision(
-        self,
-        events: Sequence[IncidentEvent],
-        *,
-        cause: str,
-        fingerprint: str,
-        expected_version: int,
-    ) -> list[StoredEvent]:
-        return await self._service.store.append_decision(
-            events, cause=cause, fingerprint=fingerprint, expected_version=expected_version
-        )
-
-
 def build(
     settings: ServiceSettings,
     *,
@@ -68,7 +43,7 @@ def build(
         lambda: service.jetstream, bucket=policy_bucket, refresh_s=policy_refresh_s
     )
     ports = RoutingPorts(
-        store=_ConnectedStore(service),
+        store=service.decisions,
         city=config.city,
         policies=policies,
         metrics=RoutingMetrics.create(service.registry),

@@ -19,7 +19,6 @@ from nats.aio.msg import Msg
 from civicgrid.events import durables, streams, timers
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Decoded, Delivery
-from civicgrid.events.store import AppendResult, History
 from civicgrid.events.timers import TimerFiring, decode_firing
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
@@ -60,21 +59,6 @@ TIMERS_CONSUMER = ConsumerSpec(
     decode=_decode_firing,
 )
 PENDING_POLL_S = 15.0
-
-
-class _ConnectedStore:
-    def __init__(self, service: Service) -> None:
-        self._service = service
-
-    async def load(self, incident_id: str) -> History:
-        return await self._service.store.load(incident_id)
-
-    async def append(
-        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
-    ) -> AppendResult:
-        return await self._service.store.append(
-            event, msg_id=msg_id, expected_version=expected_version
-        )
 
 
 class _JetStreamTimers:
@@ -134,7 +118,7 @@ def compose(
         return unit
 
     ports = SlaPorts(
-        store=_ConnectedStore(service),
+        store=service.decisions,
         policies=policies,
         calendar=config.calendar,
         timers=_JetStreamTimers(service),
@@ -176,8 +160,8 @@ def compose(
     async def audit_clean() -> str | None:
         return auditor.problem()
 
-    async def on_event(event: IncidentEvent, _delivery: Delivery) -> None:
-        await when_incident_event(event, ports)
+    async def on_event(event: IncidentEvent, delivery: Delivery) -> None:
+        await when_incident_event(event, ports, at_least=delivery.stream_sequence)
 
     async def on_firing(firing: TimerFiring, _delivery: Delivery) -> None:
         await when_timer_fired(firing, ports)

@@ -1,10 +1,11 @@
 """Reactions: an incident event or a timer firing -> load, decide, append, arm timers.
 
-Both go through ``settle``: load the incident's history, bring its clocks up to date (the
-walk), judge the firing if there is one (the fence), append what is missing with optimistic
-concurrency and message ids derived from each event's cause, then arm or cancel the schedules
-of the clocks this cause touched. A conflict reloads and decides again; a redelivery finds
-everything recorded and only re-arms (which a crash between append and arm may have skipped).
+Both go through ``settle``, one ``decide_and_append``: load the incident's history, bring its
+clocks up to date (the walk), judge the firing if there is one (the fence), append what is
+missing as one atomic decision whose cause is the event (``sla:<event id>``) or the schedule
+that fired, then arm or cancel the schedules of the clocks this cause touched. A conflict
+reloads and decides again; a redelivery finds its cause recorded and only re-arms (which a
+crash between append and arm may have skipped).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import structlog
 from civicgrid.events import subjects
 from civicgrid.events.base import IncidentEvent, UnitRef
 from civicgrid.events.consumer import PermanentFailure
+from civicgrid.events.decide import Cause, DecisionContention, DecisionStore, decide_and_append
+from civicgrid.events.ids import new_event_id
 from civicgrid.events.incident_events import (
     DeadlineExtended,
     Escalated,
@@ -28,7 +31,7 @@ from civicgrid.events.incident_events import (
     SlaWarning,
 )
 from civicgrid.events.notifications import SlaNotification
-from civicgrid.events.store import AppendResult, ConcurrencyConflict, History
+from civicgrid.events.store import ConcurrencyConflict, History
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.calendar import CalendarNotCovered, WorkingCalendar
 from civicgrid.sla.domain.clocks import Clocks, apply
@@ -51,14 +54,6 @@ log = structlog.get_logger("civicgrid.sla")
 MAX_ATTEMPTS = 8
 
 
-class IncidentStore(Protocol):
-    async def load(self, incident_id: str) -> History: ...
-
-    async def append(
-        self, event: IncidentEvent, *, msg_id: str, expected_version: int | None
-    ) -> AppendResult: ...
-
-
 class PolicySource(Protocol):
     async def for_incident(self, pinned: int | None) -> SlaPolicyVersion: ...
 
@@ -75,7 +70,7 @@ class Notifier(Protocol):
 
 @dataclass
 class SlaPorts:
-    store: IncidentStore
+    store: DecisionStore
     policies: PolicySource
     calendar: WorkingCalendar
     timers: Timers
@@ -102,9 +97,10 @@ class Settled:
         }
 
 
-async def when_incident_event(event: IncidentEvent, ports: SlaPorts) -> Settled:
+async def when_incident_event(event: IncidentEvent, ports: SlaPorts, at_least: int = 0) -> Settled:
     """Bring the incident's clocks up to date through this event and arm their timers."""
-    settled = await settle(event.incident_id, ports)
+    cause = Cause(f"sla:{event.event_id}")
+    settled = await settle(event.incident_id, ports, cause=cause, at_least=at_least)
     touched = settled.clocks_caused_by(event.event_id)
     if isinstance(event, DeadlineExtended):
         touched.add(event.clock)
@@ -112,7 +108,7 @@ async def when_incident_event(event: IncidentEvent, ports: SlaPorts) -> Settled:
     return settled
 
 
-async def when_timer_fired(firing: TimerFiring, ports: SlaPorts) -> Settled:
+async def when_timer_fired(firing: TimerFiring, ports: SlaPorts, at_least: int = 0) -> Settled:
     """Fence the firing against the clock's current version; append and notify if it holds."""
     wanted = Firing(
         incident_id=firing.incident_id,
@@ -123,10 +119,22 @@ async def when_timer_fired(firing: TimerFiring, ports: SlaPorts) -> Settled:
         repeat=firing.repeat,
         fire_at=firing.fire_at,
     )
-    settled = await settle(firing.incident_id, ports, wanted, correlation_id=firing.correlation_id)
-    judged = settled.judged
-    assert judged is not None
-    ports.metrics.firings.labels(firing.stage, judged.verdict).inc()
+    # One firing of one schedule is one cause: a redelivery, or the auditor's repair of the same
+    # deadline, finds it applied.
+    cause = Cause(
+        f"sla:fired:{firing.clock}:{firing.clock_version}:{firing.stage}"
+        f":{firing.step}:{firing.repeat}"
+    )
+    settled = await settle(
+        firing.incident_id,
+        ports,
+        wanted,
+        cause=cause,
+        correlation_id=firing.correlation_id,
+        at_least=at_least,
+    )
+    verdict = settled.judged.verdict if settled.judged is not None else "duplicate"
+    ports.metrics.firings.labels(firing.stage, verdict).inc()
     # The fired stage's schedule is gone (the server removes it when it fires), and the stages
     # before it fired earlier: only the fired stage (re-armed if still wanted) and later ones
     # need attention.
@@ -143,67 +151,75 @@ async def settle(
     ports: SlaPorts,
     firing: Firing | None = None,
     *,
+    cause: Cause | None = None,
     correlation_id: str = "",
+    at_least: int = 0,
 ) -> Settled:
-    for _attempt in range(MAX_ATTEMPTS):
-        history = await ports.store.load(incident_id)
-        events = list(history)
-        if not events:
-            raise PermanentFailure(f"incident {incident_id} has no history")
-        correlation = correlation_id or events[0].correlation_id
-        policy = await ports.policies.for_incident(pinned_policy_version(events))
-        try:
-            walked = walk(incident_id, events, policy, ports.calendar.due)
-        except CalendarNotCovered as exc:
-            ports.metrics.calendar_errors.inc()
-            raise PermanentFailure(str(exc)) from exc
-        except NoSuchClass as exc:
-            raise PermanentFailure(str(exc)) from exc
-        clocks = walked.clocks
-        to_write = list(walked.missing)
-        judged = None
-        if firing is not None:
-            now = ports.now()
-            judged = judge_firing(
-                clocks,
-                firing,
-                policy,
-                now,
-                correlation_id=correlation,
-                notify_unit=ports.notify_unit,
-            )
-            to_write += judged.events
-            for event in judged.events:
-                clocks = apply(clocks, event)
-        try:
-            fresh = await _append(ports.store, incident_id, to_write, history.version)
-        except ConcurrencyConflict:
-            continue
-        _count(ports.metrics, fresh, ports.now())
-        if judged is not None and judged.events:
-            await _notify(ports, judged, fresh)
-        return Settled(clocks, (*events, *to_write), tuple(fresh), judged)
-    raise ConcurrencyConflict(incident_id, 0, f"still conflicting after {MAX_ATTEMPTS} attempts")
+    """Bring the incident's clocks up to date (and judge ``firing``) as one decision."""
+    cause = cause or Cause(f"sla:audit:{new_event_id()}")
+    outcome: list[tuple[Clocks, list[IncidentEvent], Judged | None]] = []
 
+    async def decide(history: History) -> list[IncidentEvent]:
+        outcome[:] = [
+            await _walk_and_judge(incident_id, list(history), ports, firing, correlation_id)
+        ]
+        return outcome[0][1]
 
-async def _append(
-    store: IncidentStore, incident_id: str, events: Sequence[IncidentEvent], version: int
-) -> list[IncidentEvent]:
-    """Append in order, each expecting the one before; returns the ones newly stored."""
-    fresh: list[IncidentEvent] = []
-    per_cause: dict[str, int] = {}
-    expected = version
-    for event in events:
-        cause = event.causation_id or event.event_id
-        index = per_cause.get(cause, 0)
-        per_cause[cause] = index + 1
-        result = await store.append(
-            event, msg_id=f"sla:{incident_id}:{cause}:{index}", expected_version=expected
+    try:
+        decided = await decide_and_append(
+            ports.store, incident_id, cause, decide, at_least=at_least, max_attempts=MAX_ATTEMPTS
         )
-        expected = result.sequence
-        if not result.duplicate:
-            fresh.append(event)
-    return fresh
+    except DecisionContention as exc:
+        raise ConcurrencyConflict(incident_id, 0, str(exc)) from exc
+    events = list(decided.history)
+    if decided.already_applied:
+        # Recorded before (a redelivery, or a crash before the timers were armed): only the
+        # clocks are needed, to arm what is still pending.
+        clocks, _, _ = await _walk_and_judge(incident_id, events, ports, None, correlation_id)
+        return Settled(clocks, tuple(events), (), None)
+    clocks, to_write, judged = outcome[0]
+    fresh = [stored.event for stored in decided.written]
+    _count(ports.metrics, fresh, ports.now())
+    if judged is not None and judged.events and fresh:
+        await _notify(ports, judged, fresh)
+    return Settled(clocks, (*events, *to_write), tuple(fresh), judged)
+
+
+async def _walk_and_judge(
+    incident_id: str,
+    events: list[IncidentEvent],
+    ports: SlaPorts,
+    firing: Firing | None,
+    correlation_id: str,
+) -> tuple[Clocks, list[IncidentEvent], Judged | None]:
+    """The clock events the history is owed, and the firing's verdict with its events."""
+    if not events:
+        raise PermanentFailure(f"incident {incident_id} has no history")
+    correlation = correlation_id or events[0].correlation_id
+    policy = await ports.policies.for_incident(pinned_policy_version(events))
+    try:
+        walked = walk(incident_id, events, policy, ports.calendar.due)
+    except CalendarNotCovered as exc:
+        ports.metrics.calendar_errors.inc()
+        raise PermanentFailure(str(exc)) from exc
+    except NoSuchClass as exc:
+        raise PermanentFailure(str(exc)) from exc
+    clocks = walked.clocks
+    to_write = list(walked.missing)
+    judged = None
+    if firing is not None:
+        judged = judge_firing(
+            clocks,
+            firing,
+            policy,
+            ports.now(),
+            correlation_id=correlation,
+            notify_unit=ports.notify_unit,
+        )
+        to_write += judged.events
+        for event in judged.events:
+            clocks = apply(clocks, event)
+    return clocks, to_write, judged
 
 
 async def reconcile_timers(

@@ -66,6 +66,10 @@ HOURLY_PROFILE: tuple[float, ...] = (
     0.2, 0.15, 0.1, 0.1, 0.1, 0.2, 0.5, 1.0, 1.6, 1.9, 1.9, 1.6,
     1.2, 1.3, 1.7, 1.8, 1.7, 1.4, 1.1, 0.9, 0.8, 0.6, 0.4, 0.3,
 )  # fmt: skip
+# Most of a day's reports are the everyday matters a grid or community handles itself (street
+# stalls, rubbish, neighbour disputes): the city reports over 90% resolved at community level.
+# The matter list has few of them and many department matters, so they weigh more each.
+LEVEL_WEIGHTS: Mapping[str, float] = {"grid": 40.0, "community": 40.0}
 NEAR_DUPLICATE_SHARE = 0.08
 NEAR_DUPLICATE_LOOKBACK = 40
 
@@ -154,7 +158,12 @@ class Scenario:
                 original.index, via_open311=False,
             )  # fmt: skip
         weights = {g: w for g, w in GROUP_WEIGHTS[channel].items() if g in self._by_group}
-        matter = rng.choice(self._by_group[_weighted(rng, weights)])
+        candidates = self._by_group[_weighted(rng, weights)]
+        matter = rng.choices(
+            candidates,
+            weights=[LEVEL_WEIGHTS.get(str(m.handling_level), 1.0) for m in candidates],
+            k=1,
+        )[0]
         grid_id = rng.choice(self._grids)
         lon, lat = self._index.random_point_in(grid_id, rng)
         via_open311 = channel == "citizen_app" and rng.random() < 0.4

@@ -11,7 +11,7 @@ from civicgrid.events.base import UnitRef
 from civicgrid.events.store import History
 from civicgrid.intake.domain.state import IncidentState
 from civicgrid.intake.errors import ErrorBody
-from civicgrid.intake.handlers import CommandOutcome, ReportOutcome
+from civicgrid.intake.outcomes import CommandOutcome, ReportOutcome
 
 _MESSAGES = {
     "created": "a new incident was opened",

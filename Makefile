@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := libs/events libs/city libs/servicekit services/intake services/routing services/sla services/reporting
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: run test lint bench venv clean asyncapi
+.PHONY: run run-fast test lint bench venv clean asyncapi
 
 venv: $(STAMP)
 
@@ -18,6 +18,12 @@ $(STAMP): $(PYPROJECTS)
 
 run: $(STAMP)
 	$(BIN)/civicgrid up
+
+# The shipped city with its service levels divided by 60 (config/longgang-fast), in its own
+# data dir: with `civicgrid simulate --speed 60` breaches and the escalation ladder happen in
+# minutes.
+run-fast: $(STAMP)
+	$(BIN)/civicgrid up --config config/longgang-fast --data-dir data-fast
 
 test: $(STAMP)
 	bash tools/system-deps.sh

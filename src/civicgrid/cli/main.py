@@ -12,6 +12,7 @@ from civicgrid.cli import running
 from civicgrid.cli.credentials import FILE_NAME, load_existing
 from civicgrid.cli.dlq import REPLAY_HELP
 from civicgrid.cli.dlq import main as dlq_main
+from civicgrid.cli.simulate.command import add_parser as add_simulate_parser
 from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
 from civicgrid.servicekit.seeds import NatsSeeds, SeedsError
 
@@ -153,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("sequence", type=int, nargs="?", help="the letter's DLQ sequence")
     replay.add_argument("--all", action="store_true", help="every letter (of --service)")
     replay.add_argument("--service", help="with --all: only this service's letters")
+    add_simulate_parser(commands)
     return parser
 
 
@@ -223,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(_policy(args))
     if args.command == "dlq":
         raise SystemExit(dlq_main(args, _admin_url(args)))
+    if args.command == "simulate":
+        from civicgrid.cli.simulate.command import main as simulate_main
+
+        raise SystemExit(simulate_main(args))
     if args.command == "provision":
         try:
             replicas = asyncio.run(provision(args.nats, replicas=args.replicas))

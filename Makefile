@@ -12,7 +12,7 @@ UV_BOOTSTRAP := $(filter .tools/uv,$(UV))
 PACKAGES := libs/events libs/city libs/servicekit services/intake services/routing services/sla services/reporting
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: run test lint bench venv lock lock-check images smoke clean asyncapi
+.PHONY: run run-fast test lint bench venv lock lock-check images smoke clean asyncapi
 
 venv: $(STAMP)
 
@@ -32,6 +32,12 @@ lock-check: | $(UV_BOOTSTRAP)
 
 run: $(STAMP)
 	$(BIN)/civicgrid up
+
+# The shipped city with its service levels divided by 60 (config/longgang-fast), in its own
+# data dir: with `civicgrid simulate --speed 60` breaches and the escalation ladder happen in
+# minutes.
+run-fast: $(STAMP)
+	$(BIN)/civicgrid up --config config/longgang-fast --data-dir data-fast
 
 test: lock-check $(STAMP)
 	bash tools/system-deps.sh

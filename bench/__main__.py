@@ -8,6 +8,7 @@ import platform
 
 from bench import (
     baseline,
+    end_to_end,
     eventstore,
     history_at_scale,
     report_to_assigned,
@@ -15,6 +16,7 @@ from bench import (
     sla_timers,
 )
 from bench.harness import Figure, bench_server
+from bench.table import Row, Table
 
 SCALE = float(os.environ.get("CIVICGRID_BENCH_SCALE", "1.0"))
 
@@ -23,9 +25,10 @@ def _n(count: int) -> int:
     return max(100, int(count * SCALE))
 
 
-def _row(figure: Figure, against: Figure | None) -> str:
-    ratio = f"{figure.rate / against.rate:6.2f}x" if against else "   base"
-    return f"  {figure.name:<58} {figure.rate:>12,.0f} {figure.unit:<10} {ratio}"
+def _rate(table: Table, section: str, figure: Figure, against: Row | None = None) -> Row:
+    if against is None:
+        return table.base(section, figure.name, figure.rate, figure.unit)
+    return table.against(against, section, figure.name, figure.rate, figure.unit)
 
 
 async def main() -> None:
@@ -50,46 +53,57 @@ async def main() -> None:
         # Last: it fills the stream with a million messages.
         long_stream = await history_at_scale.measure(client, _n(1_000_000), _n(200))
     stats = reporting.stats_query(_n(50_000))
-    print("raw NATS baseline (same run, same server):")
-    print(_row(raw_publish, None))
-    print(_row(raw_one, None))
-    print(_row(raw_pull, None))
-    print("event store:")
-    print(_row(store_append, raw_one))
-    print(_row(store_load, raw_one))
-    print("report -> assigned (routing service, shipped city):")
-    for latency in (raw_latency, routed_latency):
-        p50, p99 = latency.p50_ms / raw_latency.p50_ms, latency.p99_ms / raw_latency.p99_ms
-        ratio = f"p50 {p50:5.2f}x p99 {p99:5.2f}x" if latency is not raw_latency else "base"
-        times = f"p50 {latency.p50_ms:7.2f} ms  p99 {latency.p99_ms:7.2f} ms"
-        print(f"  {latency.name:<58} {times}   {ratio}")
-    print(_row(raw_flow, None))
-    print(_row(routed_flow, raw_flow))
-    print("reporting (read model on SQLite; the whole INCIDENTS stream):")
-    print(_row(raw_ordered, None))
-    print(_row(rebuild, raw_ordered))
-    print(f"  {stats.name:<58} {stats.seconds * 1000:>12,.1f} ms")
-    print("history loads in a long stream (raw: one wildcard Direct Get, the old read):")
-    for ours, raw in zip(long_stream[::2], long_stream[1::2], strict=True):
-        print(_row(raw, None))
-        print(_row(ours, raw))
-    print(
-        f"timer firing lateness, {deadlines:,} pending deadlines over"
-        f" {sla_timers.window_for(deadlines):.0f} s (sla service):"
-    )
-    for lateness in (timer_base, timer_sla):
-        if lateness is timer_base:
-            ratio = "base"
-        else:
-            ratio = (
-                f"p50 {lateness.p50_s / timer_base.p50_s:5.2f}x"
-                f" p99 {lateness.p99_s / timer_base.p99_s:5.2f}x"
-            )
-        times = f"p50 {lateness.p50_s * 1000:7.1f} ms  p99 {lateness.p99_s * 1000:7.1f} ms"
-        print(f"  {lateness.name:<58} {times}   {ratio}")
-    print(f"  {'sla process peak memory (VmHWM)':<58} {sla_rss_mb:>12,.0f} MB")
-    for extra in await eventstore.optional_figures():
-        print(extra)
+    table = Table(scale=SCALE)
+    raw = "raw NATS baseline (same run, same server)"
+    _rate(table, raw, raw_publish)
+    one = _rate(table, raw, raw_one)
+    _rate(table, raw, raw_pull)
+    store = "event store"
+    _rate(table, store, store_append, one)
+    _rate(table, store, store_load, one)
+    routed = "report -> assigned (routing service, shipped city)"
+    for quantile in ("p50", "p99"):
+        base = table.base(
+            routed,
+            f"{raw_latency.name} {quantile}",
+            getattr(raw_latency, f"{quantile}_ms"),
+            "ms",
+            higher_is_better=False,
+        )
+        table.against(base, routed, f"{routed_latency.name} {quantile}",
+                      getattr(routed_latency, f"{quantile}_ms"))  # fmt: skip
+    _rate(table, routed, routed_flow, _rate(table, routed, raw_flow))
+    projected = "reporting (read model on SQLite; the whole INCIDENTS stream)"
+    _rate(table, projected, rebuild, _rate(table, projected, raw_ordered))
+    table.base(projected, stats.name, stats.seconds * 1000, "ms", higher_is_better=False)
+    history = "history loads in a long stream (raw: one wildcard Direct Get, the old read)"
+    for ours, old in zip(long_stream[::2], long_stream[1::2], strict=True):
+        _rate(table, history, ours, _rate(table, history, old))
+    window = sla_timers.window_for(deadlines)
+    timers = f"timer firing lateness, {deadlines:,} pending deadlines over {window:.0f} s"
+    for quantile in ("p50", "p99"):
+        base = table.base(
+            timers,
+            f"{timer_base.name} {quantile}",
+            getattr(timer_base, f"{quantile}_s") * 1000,
+            "ms",
+            higher_is_better=False,
+        )
+        table.against(base, timers, f"{timer_sla.name} {quantile}",
+                      getattr(timer_sla, f"{quantile}_s") * 1000)  # fmt: skip
+    memory = "memory"
+    table.base(memory, "sla process peak memory (VmHWM)", sla_rss_mb, "MB", higher_is_better=False)
+    if end_to_end.wrk_available():
+        e2e = "end to end: Open311 POST (wrk, 16 connections) -> projected in reporting"
+        relayed, mixed, storm = await end_to_end.measure(max(5.0, 10 * SCALE))
+        mixed_row = _rate(table, e2e, mixed, _rate(table, e2e, relayed))
+        _rate(table, e2e, storm, mixed_row)
+    else:
+        print("end to end: skipped, wrk is not installed (apt-get install wrk)")
+    for row in await eventstore.optional_figures():
+        table.add(row)
+    print(table.render())
+    print(f"written to {table.write()}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nats.aio.client import Client as NatsClient
 
 from bench.harness import Figure, Stopwatch
+from bench.table import Row
 from civicgrid.events.store import EventStore
 from civicgrid.events.testing.factories import accepted, reported
 
@@ -38,16 +39,13 @@ async def load_histories(client: NatsClient, count: int, events_each: int = 8) -
     return Figure(f"store.load ({events_each}-event history)", count, watch.seconds, "loads/s")
 
 
-async def optional_figures() -> list[str]:
-    """Figures from parts that may not be installed in every checkout (the city lookup)."""
-    lines: list[str] = []
+async def optional_figures() -> list[Row]:
+    """Figures from parts that may not be installed in every checkout (the city lookup).
+    No NATS is involved, so they stand without a baseline."""
     try:
         from civicgrid.city.bench import bench_lookup
     except ImportError:
-        return lines
+        return []
     rate = bench_lookup(20_000)
-    lines.append("city:")
-    lines.append(
-        f"  {'point -> micro-grid -> grid -> community lookup':<58} {rate:>12,.0f} lookups/s"
-    )
-    return lines
+    return [Row("city (no NATS)", "point -> micro-grid -> grid -> community lookup", rate,
+                "lookups/s")]  # fmt: skip

@@ -210,7 +210,9 @@ async def test_a_second_up_on_the_same_data_dir_resumes(data_dir: Path) -> None:
         await client.close()
         # Routing assigns the probe; wait for it so the comparison below is of a settled history.
         before = await eventually(
-            lambda: _settled(admin, probe.incident_id), within_s=30, what="probe assigned"
+            lambda: _settled(admin, probe.incident_id),
+            within_s=30,
+            what="probe assigned and its clocks started",
         )
     finally:
         assert first.stop() == 0
@@ -230,8 +232,16 @@ async def test_a_second_up_on_the_same_data_dir_resumes(data_dir: Path) -> None:
 
 
 async def _settled(url: str, incident_id: str) -> list[str] | None:
-    events = await _history(url, incident_id)
-    return events if len(events) >= 2 else None
+    """The history once routing assigned it and sla started its clocks (one atomic decision):
+    nothing more is written until the first deadline, half an hour away."""
+    client = await nats.connect(url)
+    try:
+        history = list(await EventStore(client.jetstream()).load(incident_id))
+    finally:
+        await client.close()
+    types = {event.event_type for event in history}
+    settled = {"assigned", "sla_clock_started"} <= types
+    return [event.event_id for event in history] if settled else None
 
 
 async def test_embedded_nats_refuses_anonymous_and_limits_each_user(up: RunningUp) -> None:

@@ -21,6 +21,7 @@ from nats.js.errors import NotFoundError
 from civicgrid.events import streams, subjects
 from civicgrid.events.dead_letters import DeadLetter
 from civicgrid.events.redrive import SUFFIX, request_replay
+from civicgrid.servicekit.seeds import NatsSeeds
 
 IDLE_S = 1.0
 
@@ -84,7 +85,7 @@ def detail(sequence: int, letter: DeadLetter) -> dict[str, Any]:
 
 
 async def run(args: Any, url: str) -> int:
-    nc = await nats.connect(url, name="civicgrid-dlq")
+    nc = await nats.connect(**NatsSeeds.parse(url).connect_options(), name="civicgrid-dlq")
     js = nc.jetstream()
     try:
         if args.dlq_command == "list":

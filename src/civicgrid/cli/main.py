@@ -12,7 +12,9 @@ from civicgrid.cli import running
 from civicgrid.cli.credentials import FILE_NAME, load_existing
 from civicgrid.cli.dlq import REPLAY_HELP
 from civicgrid.cli.dlq import main as dlq_main
+from civicgrid.cli.simulate.command import add_parser as add_simulate_parser
 from civicgrid.cli.up import UpOptions, default_ports, provision, run_up
+from civicgrid.servicekit.seeds import NatsSeeds, SeedsError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL"),
-        help="use this NATS instead of starting one [CIVICGRID_NATS_URL]",
+        help="use this NATS instead of starting one: a URL, or a comma-separated list of a"
+        " cluster's seed URLs [CIVICGRID_NATS_URL]",
     )
     up.add_argument(
         "--nats-port",
@@ -67,13 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     provision.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS URL with an identity allowed to manage streams [CIVICGRID_NATS_URL]",
+        help="NATS URL (or comma-separated seed URLs) with an identity allowed to manage"
+        " streams [CIVICGRID_NATS_URL]",
     )
     provision.add_argument(
         "--replicas",
         type=int,
-        default=int(env("CIVICGRID_STREAM_REPLICAS", "1")),
-        help="stream replicas: 1 for a single server, 3 for a cluster [CIVICGRID_STREAM_REPLICAS]",
+        default=int(env("CIVICGRID_STREAM_REPLICAS", "0")) or None,
+        help="stream replicas: 1 for a single server, 3 for a cluster [CIVICGRID_STREAM_REPLICAS;"
+        " default: as provisioned before, else 1]",
     )
 
     policy = commands.add_parser(
@@ -85,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL"),
-        help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
+        help="NATS URL or comma-separated seed URLs [CIVICGRID_NATS_URL; default: the embedded"
+        " server, as admin]",
     )
     policy.add_argument(
         "--data-dir",
@@ -117,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     identity.add_argument(
         "--nats",
         default=env("CIVICGRID_NATS_URL"),
-        help="NATS URL [CIVICGRID_NATS_URL; default: the embedded server, as admin]",
+        help="NATS URL or comma-separated seed URLs [CIVICGRID_NATS_URL; default: the embedded"
+        " server, as admin]",
     )
     identity.add_argument(
         "--data-dir",
@@ -147,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("sequence", type=int, nargs="?", help="the letter's DLQ sequence")
     replay.add_argument("--all", action="store_true", help="every letter (of --service)")
     replay.add_argument("--service", help="with --all: only this service's letters")
+    add_simulate_parser(commands)
     return parser
 
 
@@ -189,6 +197,11 @@ def _policy(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "up":
+        if args.nats is not None:
+            try:
+                NatsSeeds.parse(args.nats)
+            except SeedsError as exc:
+                raise SystemExit(f"--nats: {exc}") from exc
         options = UpOptions(
             data_dir=Path(args.data_dir).resolve(),
             config_dir=Path(args.config) if args.config else None,
@@ -212,6 +225,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(_policy(args))
     if args.command == "dlq":
         raise SystemExit(dlq_main(args, _admin_url(args)))
+    if args.command == "simulate":
+        from civicgrid.cli.simulate.command import main as simulate_main
+
+        raise SystemExit(simulate_main(args))
     if args.command == "provision":
-        asyncio.run(provision(args.nats, replicas=args.replicas))
-        print(f"streams and buckets provisioned with {args.replicas} replica(s)")
+        try:
+            replicas = asyncio.run(provision(args.nats, replicas=args.replicas))
+        except SeedsError as exc:
+            raise SystemExit(f"--nats: {exc}") from exc
+        print(f"streams and buckets provisioned with {replicas} replica(s)")

@@ -14,6 +14,8 @@ from typing import TypeVar
 
 import httpx
 import nats
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from civicgrid.city import CityConfigError, default_config_dir, load_city
 from civicgrid.cli import running
@@ -21,8 +23,10 @@ from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
 from civicgrid.cli.supervisor import HEALTHY_RUN_S, Child, EventPrinter, Supervisor
 from civicgrid.events.ownership import SERVICES
-from civicgrid.events.streams import ensure_streams
+from civicgrid.events.streams import INCIDENTS, ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, NatsServerError
+from civicgrid.servicekit.seeds import NatsSeeds
+from civicgrid.servicekit.service import while_jetstream_recovers
 from civicgrid.servicekit.settings import DEFAULT_PORTS, ServiceSettings
 
 READY_DEADLINE_S = 90.0
@@ -81,12 +85,38 @@ class UpOptions:
         }
 
 
-async def provision(url: str, replicas: int = 1) -> None:
-    client = await nats.connect(url, name="civicgrid-provisioner", connect_timeout=5)
+async def provision(url: str, replicas: int | None = None) -> int:
+    """Create or update the streams and buckets; ``url`` is one NATS URL or a list of seeds.
+
+    Without ``replicas``, streams keep the replicas they were provisioned with (1 for new ones):
+    `up` on a cluster provisioned with ``--replicas 3`` must not scale it down. Returns the
+    replicas used.
+    """
+    seeds = NatsSeeds.parse(url)
+    client = await nats.connect(
+        **seeds.connect_options(), name="civicgrid-provisioner", connect_timeout=5
+    )
     try:
-        await ensure_streams(client.jetstream(), replicas=replicas)
+        js = client.jetstream()
+        if replicas is None:
+            replicas = await provisioned_replicas(js)
+        await ensure_streams(js, replicas=replicas)
     finally:
         await client.drain()
+    return replicas
+
+
+async def _provisioned(url: str) -> None:
+    await provision(url)
+
+
+async def provisioned_replicas(js: JetStreamContext) -> int:
+    """The replicas INCIDENTS has, or 1 on a NATS not provisioned yet."""
+    try:
+        info = await js.stream_info(INCIDENTS)
+    except NotFoundError:
+        return 1
+    return int(info.config.num_replicas or 1)
 
 
 def service_env(
@@ -253,7 +283,7 @@ async def run_up(options: UpOptions) -> int:
     else:
         admin_url = options.nats_url
         urls = {service: options.nats_url for service in SERVICES}
-        nats_shown = options.nats_url.split("@")[-1]
+        nats_shown = NatsSeeds.parse(options.nats_url).shown()
         api_key = options.dev_api_key or ""
 
     processes = options.processes()
@@ -282,7 +312,13 @@ async def run_up(options: UpOptions) -> int:
             running.record(options.data_dir, options.nats_port)  # for `civicgrid policy`
             nats_keeper = asyncio.create_task(keep_nats_running(server, supervisor, nats_log))
             nats_keeper.add_done_callback(_say_if_crashed(say, "watching nats-server"))
-        await unless_stopped(provision(admin_url), supervisor)
+        # Right after a cluster node died its streams elect new leaders: wait that out.
+        await unless_stopped(
+            while_jetstream_recovers(
+                lambda: _provisioned(admin_url), "provisioning the streams", on_retry=say
+            ),
+            supervisor,
+        )
         await supervisor.start_all()
         watching = asyncio.create_task(supervisor.run_until_stopped())
         ready = await unless_stopped(

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from civicgrid.events.incident_events import Assigned, ReturnReason
+from civicgrid.events.testing.memory_store import InMemoryStore
 from civicgrid.routing.domain import RoutingPolicy, plan_routing
 from civicgrid.routing.handlers import (
     RoutingPorts,
@@ -18,7 +19,6 @@ from civicgrid.routing.testing import (
     POLICY_V1,
     FakeCity,
     IncidentScript,
-    InMemoryStore,
     centre_of,
     reported_at,
     returned_by,

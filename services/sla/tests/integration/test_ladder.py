@@ -27,7 +27,7 @@ from .conftest import StartSla
 async def test_warning_breach_and_two_ladder_levels_fire_in_order_once_each(
     start_sla: StartSla, world: SlaWorld, nc: NatsClient
 ) -> None:
-    await start_sla()
+    sla = await start_sla()
     notified: list[tuple[str, SlaNotification]] = []
 
     async def on_notice(msg: Msg) -> None:
@@ -95,6 +95,16 @@ async def test_warning_breach_and_two_ladder_levels_fire_in_order_once_each(
     assert subjects[("sla_breached", "resolve", None)] == "notify.grid.c01-g001"
     # Two clocks, each: a warning, a breach and two levels.
     assert len(mine) == 8
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for metric in sla.service.registry.collect()
+        for sample in metric.samples
+    }
+    assert samples[("civicgrid_sla_escalations_total", (("clock", "resolve"), ("level", "2")))] == 1
+    assert samples[("civicgrid_sla_breaches_total", (("clock", "accept"),))] == 1
+    lateness = ("civicgrid_sla_firing_lateness_seconds_count", (("stage", "escalation"),))
+    assert samples[lateness] == 4
+    assert not any("incident" in str(labels) for _, labels in samples)
 
 
 async def test_resolving_a_second_before_the_deadline_gives_no_breach(

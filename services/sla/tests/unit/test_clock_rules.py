@@ -243,3 +243,17 @@ def test_a_firing_for_a_stopped_or_older_clock_appends_nothing() -> None:
         notify_unit=default_notify_unit,
     )
     assert judged.verdict == "stale" and judged.events == ()
+
+
+def test_a_half_stored_reaction_is_completed_not_repeated() -> None:
+    # A crash after the first of the assignment's events was stored: the walk adds the rest.
+    incident = Incident()
+    script = incident.script
+    assigned = script.assigned()
+    incident.history.append(assigned)
+    whole = walk(script.incident_id, incident.history, POLICY, CALENDAR.due).missing
+    assert types_of(whole) == ["sla_clock_started:accept", "sla_clock_started:resolve"]
+    incident.history.append(whole[0])
+    rest = walk(script.incident_id, incident.history, POLICY, CALENDAR.due).missing
+    assert types_of(rest) == ["sla_clock_started:resolve"]
+    assert rest[0].causation_id == assigned.event_id

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Response
@@ -19,7 +20,10 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.security import SASLPlaintext
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from civicgrid.events.base import IncidentEvent
@@ -35,11 +39,21 @@ from civicgrid.events.redrive import redrive_spec
 from civicgrid.events.store import EventStore, History, StoredEvent
 from civicgrid.servicekit import serving
 from civicgrid.servicekit.logging import configure_logging
+from civicgrid.servicekit.seeds import NatsSeeds
 from civicgrid.servicekit.settings import ServiceSettings
 
 log = structlog.get_logger("civicgrid.service")
 
 Hook = Callable[[], Awaitable[None]]
+
+START_RETRY_FIRST_S = 0.5
+START_RETRY_MAX_S = 5.0
+# What JetStream answers while a stream or consumer has no leader (a node just died).
+JETSTREAM_NOT_ANSWERING: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    NoRespondersError,
+    ServiceUnavailableError,
+)
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 
@@ -61,7 +75,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.broker = NatsBroker(
-            self.settings.nats_url,
+            **_broker_connection(self.settings.nats_seeds),
             name=self.settings.instance,
             middlewares=[
                 NatsPrometheusMiddleware(registry=self.registry, app_name=self.settings.service)
@@ -116,11 +130,11 @@ class Service:
         configure_logging(self.settings.service, self.settings.log_level)
         # Until NATS answers, this waits (retrying for ever): run it where a signal can cancel
         # it, as ``run`` does.
-        log.info("connecting", nats=_without_credentials(self.settings.nats_url))
+        log.info("connecting", nats=self.settings.nats_seeds.shown())
         await self.broker.connect()
         self._store = EventStore(self.jetstream)
         for hook in self.on_connected:
-            await hook()
+            await while_jetstream_recovers(hook, getattr(hook, "__qualname__", repr(hook)))
         await self.broker.start()
         for consumer in self.consumers:
             # Each work consumer, and its twin taking replays of its dead letters.
@@ -132,14 +146,14 @@ class Service:
             )
             for each in (consumer, replays):
                 loop = PullLoop(each, self.jetstream)
-                await loop.start()
+                await while_jetstream_recovers(loop.start, f"consumer {loop.durable}")
                 self._pull_loops.append(loop)
                 self._report_lag(loop)
         self._started = True
         log.info(
             "service_started",
             port=self.settings.http_port,
-            nats=_without_credentials(self.settings.nats_url),
+            nats=self.settings.nats_seeds.shown(),
         )
 
     async def stop(self) -> None:
@@ -206,11 +220,41 @@ class Service:
         child.set_function(lambda: float("nan") if loop.pending is None else loop.pending)
 
 
-def _without_credentials(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+async def while_jetstream_recovers(
+    step: Hook, what: str, on_retry: Callable[[str], None] | None = None
+) -> None:
+    """Run one start-up step, again after a pause while JetStream does not answer.
+
+    Connected is not yet answered: right after a cluster node dies, the streams and consumers
+    it led elect new leaders, and their API calls time out or say "unavailable" meanwhile. A
+    service (re)starting then waits it out, unready, instead of exiting into a restart loop.
+    A stop cancels the wait like any other start-up step.
+    """
+    pause = START_RETRY_FIRST_S
+    while True:
+        try:
+            await step()
+            return
+        except JETSTREAM_NOT_ANSWERING as exc:
+            log.warning("start_step_retrying", step=what, error=repr(exc), retry_in_s=pause)
+            if on_retry is not None:
+                on_retry(f"{what}: JetStream not answering ({exc!r}); retrying in {pause:.1f}s")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, START_RETRY_MAX_S)
+
+
+def _broker_connection(seeds: NatsSeeds) -> dict[str, Any]:
+    """Every seed for the broker, the credentials apart (they hold for the whole cluster)."""
+    if seeds.user is not None and seeds.password is not None:
+        return {
+            "servers": list(seeds.servers),
+            "security": SASLPlaintext(username=seeds.user, password=seeds.password),
+        }
+    if seeds.user is not None:
+        # A token: nats-py reads it from the URL of the server it dials.
+        token = seeds.user
+        return {"servers": [url.replace("://", f"://{token}@", 1) for url in seeds.servers]}
+    return {"servers": list(seeds.servers)}
 
 
 def run(service: Service) -> None:

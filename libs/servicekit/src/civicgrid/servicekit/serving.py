@@ -78,7 +78,8 @@ async def serve(service: Service) -> int:
         if starting.done() and not starting.exception():
             await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done() and starting.exception():
-            log.error("service_start_failed", error=repr(starting.exception()))
+            failure = starting.exception()
+            log.error("service_start_failed", error=repr(failure), exc_info=failure)
             code = EXIT_FAILED
         elif serving.done() and not stop.is_set():
             log.error("http_server_ended", error=repr(serving.exception()))

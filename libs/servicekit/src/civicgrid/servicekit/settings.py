@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from civicgrid.servicekit.seeds import NatsSeeds, SeedsError
+
 DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "reporting": 8084}
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -25,6 +27,11 @@ class ServiceSettings:
     instance: str
     stream_replicas: int
 
+    @property
+    def nats_seeds(self) -> NatsSeeds:
+        """``nats_url`` is one URL or a comma-separated list of seeds, as NATS tools take it."""
+        return NatsSeeds.parse(self.nats_url)
+
     @classmethod
     def from_env(cls, service: str, env: dict[str, str] | None = None) -> ServiceSettings:
         values = dict(os.environ if env is None else env)
@@ -37,10 +44,16 @@ class ServiceSettings:
         if not 0 < port < 65536:
             raise SettingsError(f"{prefix}PORT must be between 1 and 65535, got {port}")
         config = values.get("CIVICGRID_CONFIG")
+        nats_url = values.get(f"{prefix}NATS_URL") or values.get(
+            "CIVICGRID_NATS_URL", DEFAULT_NATS_URL
+        )
+        try:
+            NatsSeeds.parse(nats_url)
+        except SeedsError as exc:
+            raise SettingsError(f"CIVICGRID_NATS_URL: {exc}") from exc
         return cls(
             service=service,
-            nats_url=values.get(f"{prefix}NATS_URL")
-            or values.get("CIVICGRID_NATS_URL", DEFAULT_NATS_URL),
+            nats_url=nats_url,
             http_host=values.get("CIVICGRID_HTTP_HOST", "127.0.0.1"),
             http_port=port,
             config_dir=Path(config) if config else None,

@@ -38,6 +38,8 @@ class ReadSide(Protocol):
 
     async def wait_for(self, sequence: int, timeout_s: float) -> bool: ...
 
+    async def stream_last(self) -> int: ...
+
     def status(self) -> dict[str, Any]: ...
 
     async def rebuild(self) -> int: ...
@@ -123,6 +125,11 @@ def install_api(
             engine = side.engine()
         except RuntimeError as exc:
             raise HTTPException(503, str(exc)) from None
+        if min_sequence is not None and min_sequence > await side.stream_last():
+            # Waiting would not help: no such event was ever written.
+            raise HTTPException(
+                400, f"min_sequence {min_sequence} is past the end of the event stream"
+            )
         if min_sequence is not None and not await side.wait_for(min_sequence, MIN_SEQUENCE_WAIT_S):
             raise HTTPException(
                 503,

@@ -52,6 +52,11 @@ class ReadSide:
                 await generation.projector.stop()
                 generation.engine.dispose()
 
+    async def stream_last(self) -> int:
+        """The stream's last sequence now (asked of the server, not the projector's sample)."""
+        info = await self.jetstream().stream_info(self.stream)
+        return int(info.state.last_seq)
+
     def engine(self) -> Engine:
         if self.live is None:
             raise RuntimeError("the read model is not open yet")

@@ -31,6 +31,7 @@ from civicgrid.events.policy_versions import PolicyBook as GenericPolicyBook
 from civicgrid.events.streams import ROUTING_POLICY_BUCKET
 from civicgrid.routing.domain.city import CityMap
 from civicgrid.routing.domain.policy import RoutingPolicy
+from civicgrid.servicekit.seeds import NatsSeeds
 
 
 async def publish_policy(
@@ -97,7 +98,7 @@ async def _main(args: argparse.Namespace) -> int:
 
     from civicgrid.routing.config import load_city_map
 
-    nc = await nats.connect(args.nats)
+    nc = await nats.connect(**NatsSeeds.parse(args.nats).connect_options())
     try:
         js = nc.jetstream()
         if args.command == "publish":

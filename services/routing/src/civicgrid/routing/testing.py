@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,10 +33,7 @@ from civicgrid.events.incident_events import (
     ReturnReason,
 )
 from civicgrid.events.store import (
-    ConcurrencyConflict,
     EventStore,
-    History,
-    StoredEvent,
 )
 from civicgrid.events.testing.waiting import eventually
 from civicgrid.routing.config import RoutingConfig
@@ -291,46 +288,6 @@ class IncidentScript:
         plan = plan_routing(self.events, event.event_id, self.city, self.policy)
         self.events.extend(plan.assignments)
         return plan.assignments
-
-
-class InMemoryStore:
-    """The event store's contract without a server: expected versions and message ids."""
-
-    def __init__(self) -> None:
-        self.stored: list[tuple[str, StoredEvent]] = []  # (msg id, event)
-        self.sequence = 0
-        self.before_append: list[IncidentEvent] = []
-        """Events another writer slips in just before our next append (to force conflicts)."""
-
-    def add(self, event: IncidentEvent, msg_id: str | None = None) -> int:
-        self.sequence += 1
-        self.stored.append((msg_id or event.event_id, StoredEvent(self.sequence, event)))
-        return self.sequence
-
-    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
-        stored = [(m, s) for m, s in self.stored if s.event.incident_id == incident_id]
-        causes = {m.rsplit(":", 2)[0]: "" for m, _ in stored}
-        return History(incident_id, tuple(s for _, s in stored), causes)
-
-    async def append_decision(
-        self,
-        events: Sequence[IncidentEvent],
-        *,
-        cause: str,
-        fingerprint: str,
-        expected_version: int,
-    ) -> list[StoredEvent]:
-        while self.before_append:
-            self.add(self.before_append.pop(0))
-        incident_id = events[0].incident_id
-        mine = [s for _, s in self.stored if s.event.incident_id == incident_id]
-        last = mine[-1].sequence if mine else 0
-        if expected_version != last:
-            raise ConcurrencyConflict(incident_id, expected_version, "wrong last sequence")
-        return [
-            StoredEvent(self.add(event, f"{cause}:{incident_id}:{n}"), event)
-            for n, event in enumerate(events)
-        ]
 
 
 StartRouting = Callable[[], Awaitable[Service]]

@@ -58,7 +58,8 @@ TIMERS_CONSUMER = ConsumerSpec(
     backoff_s=(0.2, 1.0, 5.0, 15.0, 30.0),
     decode=_decode_firing,
 )
-PENDING_POLL_S = 15.0
+# Counting schedules lists every schedule subject: not often.
+PENDING_POLL_S = 60.0
 
 
 class _JetStreamTimers:
@@ -128,12 +129,20 @@ def compose(
         now=now or (lambda: datetime.now(UTC)),
     )
     view = RunningClocks()
+
+    async def firings_backlog() -> int:
+        info = await service.jetstream.consumer_info(
+            timers_consumer.stream, timers_consumer.durable
+        )
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
     auditor = Auditor(
         view,
         ports,
         lambda: service.jetstream,
         grace_s=audit_grace_s,
         interval_s=audit_interval_s,
+        firings_backlog=firings_backlog,
     )
     background: list[asyncio.Task[None]] = []
 

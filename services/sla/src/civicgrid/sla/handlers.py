@@ -135,6 +135,10 @@ async def when_timer_fired(firing: TimerFiring, ports: SlaPorts, at_least: int =
     )
     verdict = settled.judged.verdict if settled.judged is not None else "duplicate"
     ports.metrics.firings.labels(firing.stage, verdict).inc()
+    if settled.judged is not None and settled.judged.events and settled.written:
+        # From the step's time (as the firing was armed) to its event being stored.
+        late = (ports.now() - firing.fire_at).total_seconds()
+        ports.metrics.firing_lateness.labels(firing.stage).observe(max(late, 0.0))
     # The fired stage's schedule is gone (the server removes it when it fires), and the stages
     # before it fired earlier: only the fired stage (re-armed if still wanted) and later ones
     # need attention.
@@ -179,7 +183,7 @@ async def settle(
         return Settled(clocks, tuple(events), (), None)
     clocks, to_write, judged = outcome[0]
     fresh = [stored.event for stored in decided.written]
-    _count(ports.metrics, fresh, ports.now())
+    _count(ports.metrics, fresh)
     if judged is not None and judged.events and fresh:
         await _notify(ports, judged, fresh)
     return Settled(clocks, (*events, *to_write), tuple(fresh), judged)
@@ -266,7 +270,7 @@ async def reconcile_timers(
             )
 
 
-def _count(metrics: SlaMetrics, fresh: Sequence[IncidentEvent], now: datetime) -> None:
+def _count(metrics: SlaMetrics, fresh: Sequence[IncidentEvent]) -> None:
     for event in fresh:
         if isinstance(event, SlaClockStarted):
             metrics.clocks_started.labels(event.clock).inc()
@@ -279,9 +283,6 @@ def _count(metrics: SlaMetrics, fresh: Sequence[IncidentEvent], now: datetime) -
             metrics.warnings.labels(event.clock).inc()
         elif isinstance(event, SlaBreached):
             metrics.breaches.labels(event.clock).inc()
-            metrics.firing_lateness.labels("breach").observe(
-                max((now - event.due_at).total_seconds(), 0.0)
-            )
         elif isinstance(event, Escalated):
             metrics.escalations.labels(event.clock, str(event.ladder_level)).inc()
 

@@ -119,6 +119,7 @@ class AuditView(BaseModel):
     at: datetime | None
     running_clocks: int
     pending_schedules: int
+    firings_backlog: int
     repaired: dict[str, int]
     failures: list[str]
 

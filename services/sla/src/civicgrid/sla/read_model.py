@@ -16,11 +16,23 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from civicgrid.events import streams, subjects
+from civicgrid.events import ownership, streams, subjects
+from civicgrid.events.base import IncidentEvent
 from civicgrid.events.models import load_event_json
 from civicgrid.sla.domain.clocks import Clock, Clocks, Status, apply
 
 log = structlog.get_logger("civicgrid.sla.read_model")
+
+VIEWED_TYPES = frozenset(
+    {
+        "assigned",
+        "deadline_extended",
+        "closed",
+        "reopened",
+        "escalated",
+        *(t for t in ownership.SLA_EVENTS if t.startswith("sla_")),
+    }
+)
 
 
 @dataclass
@@ -42,26 +54,25 @@ class RunningClocks:
         ]
 
     def on_message(self, msg: Msg) -> None:
-        try:
-            event = load_event_json(msg.data)
-        except Exception as exc:
-            # The consumers dead-letter what they cannot read; the view just skips it.
-            log.warning(
-                "read_model_skipped_event", error=f"{type(exc).__name__}", subject=msg.subject
-            )
-            event = None
-        if event is not None:
-            current = self.incidents.get(event.incident_id) or Clocks(event.incident_id)
-            updated = apply(current, event)
-            if updated is not current:
-                if updated.by_name or updated.last_assignment is not None:
-                    self.incidents[event.incident_id] = updated
-                if updated.by_name and not any(c.active for c in updated.by_name.values()):
-                    # Nothing left to watch: keep memory to the incidents with live clocks.
-                    self.incidents.pop(event.incident_id, None)
+        # Most of the stream (reports, commands) never touches a clock: skip their parse.
+        if msg.subject.rsplit(".", 1)[-1] in VIEWED_TYPES:
+            event = _parse(msg)
+            if event is not None:
+                self._apply(event)
         self.position = msg.metadata.sequence.stream
         if msg.metadata.num_pending == 0:
             self.caught_up = True
+
+    def _apply(self, event: IncidentEvent) -> None:
+        current = self.incidents.get(event.incident_id) or Clocks(event.incident_id)
+        updated = apply(current, event)
+        if updated is current:
+            return
+        if updated.by_name and not any(c.active for c in updated.by_name.values()):
+            # Nothing left to watch: memory stays proportional to incidents with live clocks.
+            self.incidents.pop(event.incident_id, None)
+        else:
+            self.incidents[event.incident_id] = updated
 
     async def start(self, js: JetStreamContext) -> None:
         async def handle(msg: Msg) -> None:
@@ -86,3 +97,12 @@ class RunningClocks:
 
     def problem(self) -> str | None:
         return None if self.caught_up else f"clock view catching up (at {self.position})"
+
+
+def _parse(msg: Msg) -> IncidentEvent | None:
+    try:
+        return load_event_json(msg.data)
+    except Exception as exc:
+        # The consumers dead-letter what they cannot read; the view just skips it.
+        log.warning("read_model_skipped_event", error=type(exc).__name__, subject=msg.subject)
+        return None

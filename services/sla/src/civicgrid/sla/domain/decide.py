@@ -69,10 +69,13 @@ def walk(
         clocks = apply(clocks, event)
         if event.event_type not in TRIGGERS:
             continue
-        reaction = recorded.get(event.event_id)
-        if reaction is None:
-            reaction = effects(clocks, event, policy, due)
-            missing += reaction
+        reaction = list(recorded.get(event.event_id, ()))
+        if len(reaction) < len(computed := effects(clocks, event, policy, due)):
+            # Nothing, or only the first part of the reaction was stored (a crash between two
+            # appends): the rest is what the same decision, made again, adds after it.
+            rest = computed[len(reaction) :]
+            missing += rest
+            reaction += rest
         for effect in reaction:
             clocks = apply(clocks, effect)
     return Walked(clocks, tuple(missing))

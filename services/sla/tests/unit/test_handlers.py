@@ -1,0 +1,91 @@
+"""Handlers with fakes (no broker): what is appended, under which message ids, what is armed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from civicgrid.events.testing.memory_store import InMemoryStore
+from civicgrid.events.timers import TimerFiring
+from civicgrid.sla.domain.calendar import build_calendar
+from civicgrid.sla.domain.decide import default_notify_unit, walk
+from civicgrid.sla.domain.policy import SlaPolicyVersion
+from civicgrid.sla.handlers import SlaPorts, when_incident_event
+from civicgrid.sla.metrics import SlaMetrics
+from civicgrid.sla.testing import Script, policy
+
+CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")
+POLICY = policy()
+
+
+class Policies:
+    async def for_incident(self, pinned: int | None) -> SlaPolicyVersion:
+        return POLICY
+
+
+class Timers:
+    def __init__(self) -> None:
+        self.armed: list[TimerFiring] = []
+        self.cancelled: list[tuple[str, str, str]] = []
+
+    async def arm(self, firing: TimerFiring) -> None:
+        self.armed.append(firing)
+
+    async def cancel(self, incident_id: str, clock: str, stage: str) -> None:
+        self.cancelled.append((incident_id, clock, stage))
+
+
+class Notifier:
+    async def publish(self, subject: str, payload: bytes) -> None:
+        raise AssertionError("no notification expected")
+
+
+def ports(store: InMemoryStore, timers: Timers) -> SlaPorts:
+    return SlaPorts(
+        store=store,
+        policies=Policies(),
+        calendar=CALENDAR,
+        timers=timers,
+        notifier=Notifier(),
+        metrics=SlaMetrics.create(CollectorRegistry()),
+        notify_unit=default_notify_unit,
+    )
+
+
+async def test_a_reaction_half_stored_by_an_older_release_is_completed_as_one_decision() -> None:
+    """Before decisions were atomic, a crash could leave part of a reaction stored: the walk
+    owes the rest, and it is appended as one decision under the reaction's cause."""
+    store, timers = InMemoryStore(), Timers()
+    script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
+    assigned = script.assigned()
+    for event in (script.reported(), assigned):
+        store.add(event)
+    first = walk(script.incident_id, [*await store.load(script.incident_id)], POLICY, CALENDAR.due)
+    # Stored before a crash: only the accept clock's start, under the first message id.
+    store.add(first.missing[0], f"sla:{script.incident_id}:{assigned.event_id}:0")
+    settled = await when_incident_event(assigned, ports(store, timers))
+    assert [(e.event_type, getattr(e, "clock", "")) for e in settled.written] == [
+        ("sla_clock_started", "resolve")
+    ]
+    msg_ids = [msg_id for msg_id, _ in store.stored]
+    assert msg_ids[-1] == f"sla:{assigned.event_id}:{script.incident_id}:0"
+    # Both clocks' warnings and breaches are (re-)armed: the crash may have come before arming.
+    assert sorted((f.clock, f.stage) for f in timers.armed) == [
+        ("accept", "breach"),
+        ("accept", "warning"),
+        ("resolve", "breach"),
+        ("resolve", "warning"),
+    ]
+
+
+async def test_a_redelivered_event_appends_nothing_and_re_arms() -> None:
+    store, timers = InMemoryStore(), Timers()
+    script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
+    assigned = script.assigned()
+    for event in (script.reported(), assigned):
+        store.add(event)
+    await when_incident_event(assigned, ports(store, timers))
+    stored = len(store.stored)
+    again = await when_incident_event(assigned, ports(store, Timers()))
+    assert again.written == () and len(store.stored) == stored

@@ -3,7 +3,6 @@ in civicgrid.events.permissions gives it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from civicgrid.events import streams, subjects, wire
 from civicgrid.events.dead_letters import DeadLetter
-from civicgrid.events.permissions import SERVICE_GRANTS
+from civicgrid.events.permissions import authorization_config
 from civicgrid.events.streams import ensure_streams
 from civicgrid.reporting.app import build
 from civicgrid.reporting.testing.lives import Life
@@ -27,24 +26,12 @@ from civicgrid.servicekit.settings import ServiceSettings
 PASSWORDS = {"admin": "admin-secret", "reporting": "reporting-secret"}
 
 
-def authorization() -> str:
-    grant = SERVICE_GRANTS["reporting"]
-    reporting = {
-        "user": "reporting",
-        "password": PASSWORDS["reporting"],
-        "permissions": {
-            "publish": {"allow": list(grant.publish)},
-            "subscribe": {"allow": list(grant.subscribe)},
-        },
-    }
-    admin = {"user": "admin", "password": PASSWORDS["admin"]}
-    return f"authorization {{\n  users: [{json.dumps(admin)}, {json.dumps(reporting)}]\n}}\n"
-
-
 @pytest.fixture(scope="module")
 def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     data_dir: Path = tmp_path_factory.mktemp("secured-nats")
-    server = EmbeddedNats(data_dir=data_dir, port=free_port(), config_text=authorization())
+    server = EmbeddedNats(
+        data_dir=data_dir, port=free_port(), config_text=authorization_config(PASSWORDS)
+    )
     server.start(log_file=data_dir / "nats-server.log")
     yield server
     server.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from nats.aio.client import Client as NatsClient
 
 from civicgrid.events.base import GeoPoint
 from civicgrid.events.incident_events import Assigned, HandlingLevel
-from civicgrid.events.permissions import SERVICE_GRANTS
+from civicgrid.events.permissions import authorization_config
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
 from civicgrid.events.testing.waiting import eventually
@@ -26,21 +25,12 @@ from civicgrid.servicekit.settings import ServiceSettings
 PASSWORDS = {"admin": "admin-secret", "routing": "routing-secret"}
 
 
-def authorization() -> str:
-    grant = SERVICE_GRANTS["routing"]
-    routing = {
-        "user": "routing",
-        "password": PASSWORDS["routing"],
-        "permissions": grant.as_nats_permissions(),
-    }
-    admin = {"user": "admin", "password": PASSWORDS["admin"]}
-    return f"authorization {{\n  users: [{json.dumps(admin)}, {json.dumps(routing)}]\n}}\n"
-
-
 @pytest.fixture(scope="module")
 def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     data_dir: Path = tmp_path_factory.mktemp("secured-nats")
-    server = EmbeddedNats(data_dir=data_dir, port=free_port(), config_text=authorization())
+    server = EmbeddedNats(
+        data_dir=data_dir, port=free_port(), config_text=authorization_config(PASSWORDS)
+    )
     server.start(log_file=data_dir / "nats-server.log")
     yield server
     server.stop()

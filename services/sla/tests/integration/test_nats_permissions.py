@@ -4,7 +4,6 @@ bucket, notifications."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from civicgrid.events.permissions import SERVICE_GRANTS
+from civicgrid.events.permissions import authorization_config
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
 from civicgrid.events.testing.waiting import eventually
@@ -30,24 +29,12 @@ from .conftest import SECOND_SCALE, sla_settings
 PASSWORDS = {"admin": "admin-secret", "sla": "sla-secret"}
 
 
-def authorization() -> str:
-    grant = SERVICE_GRANTS["sla"]
-    sla = {
-        "user": "sla",
-        "password": PASSWORDS["sla"],
-        "permissions": {
-            "publish": {"allow": list(grant.publish)},
-            "subscribe": {"allow": list(grant.subscribe)},
-        },
-    }
-    admin = {"user": "admin", "password": PASSWORDS["admin"]}
-    return f"authorization {{\n  users: [{json.dumps(admin)}, {json.dumps(sla)}]\n}}\n"
-
-
 @pytest.fixture(scope="module")
 def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     data_dir: Path = tmp_path_factory.mktemp("secured-nats-sla")
-    server = EmbeddedNats(data_dir=data_dir, port=free_port(), config_text=authorization())
+    server = EmbeddedNats(
+        data_dir=data_dir, port=free_port(), config_text=authorization_config(PASSWORDS)
+    )
     server.start(log_file=data_dir / "nats-server.log")
     yield server
     server.stop()

@@ -16,6 +16,8 @@ of an undeclared name, never touch a declared one.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from civicgrid.events import durables, ownership, streams, subjects
@@ -204,3 +206,18 @@ EXTERNAL_GRANT = Grant(
     subscribe=(INBOX, f"{subjects.NOTIFY_PREFIX}.>"),
     deny_publish=others_durables("external", (streams.INCIDENTS,)),
 )
+
+
+def authorization_config(passwords: Mapping[str, str]) -> str:
+    """nats-server's ``authorization`` block for these users: ``admin`` unrestricted, every
+    other user with its grant (a service's, or ``external``'s). The embedded server and the
+    tests that run a secured server both render their users here."""
+    grants: dict[str, Grant] = {**SERVICE_GRANTS, "external": EXTERNAL_GRANT}
+    users = []
+    for user, password in passwords.items():
+        entry: dict[str, object] = {"user": user, "password": password}
+        if user != "admin":
+            entry["permissions"] = grants[user].as_nats_permissions()
+        # nats-server's config format accepts JSON objects, which spares us quoting rules.
+        users.append(json.dumps(entry))
+    return "authorization {\n  users: [\n    " + ",\n    ".join(users) + "\n  ]\n}\n"

@@ -564,6 +564,13 @@ timezone: Asia/Shanghai
 holiday_source: chinese-calendar
 extra_holidays: []
 extra_working_days: []
+# A year the holiday source does not cover yet (the State Council publishes the next year's
+# schedule around November): declare its official schedule here, as
+#   declared_years:
+#     2027:
+#       holidays: [2027-01-01, ...]        # weekdays off
+#       working_days: [2027-02-20, ...]    # make-up weekend days (调休)
+declared_years: {}
 """
 
 ROUTING_YAML = """\

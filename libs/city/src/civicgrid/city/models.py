@@ -237,11 +237,24 @@ class SlaPolicy(_Frozen):
         return self
 
 
+class DeclaredYear(_Frozen):
+    """One year's official schedule, for a year the holiday package does not cover yet.
+
+    The State Council publishes next year's holidays and make-up working days (调休) around
+    November; the packages follow weeks later. Declaring the year here covers it completely:
+    weekdays work, except ``holidays``; ``working_days`` are the make-up weekend days.
+    """
+
+    holidays: tuple[date, ...]
+    working_days: tuple[date, ...] = ()
+
+
 class CalendarConfig(_Frozen):
     timezone: Text
     holiday_source: Literal["chinese-calendar", "holidays"]
     extra_holidays: tuple[date, ...] = ()
     extra_working_days: tuple[date, ...] = ()
+    declared_years: dict[int, DeclaredYear] = Field(default_factory=dict)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -257,6 +270,23 @@ class CalendarConfig(_Frozen):
         if both:
             listed = ", ".join(d.isoformat() for d in both)
             raise ValueError(f"dates both extra holidays and extra working days: {listed}")
+        for year, declared in self.declared_years.items():
+            days = (*declared.holidays, *declared.working_days)
+            strays = sorted(d.isoformat() for d in days if d.year != year)
+            if strays:
+                raise ValueError(f"declared year {year} lists dates of another year: {strays}")
+            both = sorted(set(declared.holidays) & set(declared.working_days))
+            if both:
+                listed = ", ".join(d.isoformat() for d in both)
+                raise ValueError(
+                    f"declared year {year}: dates both holidays and working days: {listed}"
+                )
+            weekday_work = sorted(d.isoformat() for d in declared.working_days if d.weekday() < 5)
+            if weekday_work:
+                raise ValueError(
+                    f"declared year {year}: working_days are make-up weekend days; "
+                    f"these are weekdays already: {weekday_work}"
+                )
         return self
 
 

@@ -23,6 +23,7 @@ from civicgrid.events.timers import TimerFiring, decode_firing
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
 from civicgrid.sla.auditor import Auditor
+from civicgrid.sla.calendar_horizon import calendar_horizon, warn_if_calendar_ends_soon
 from civicgrid.sla.config import SlaConfig, load_sla_config
 from civicgrid.sla.domain.clocks import Clock, Clocks
 from civicgrid.sla.domain.decide import default_notify_unit
@@ -111,6 +112,8 @@ def compose(
         lambda: service.jetstream, bucket=policy_bucket, refresh_s=policy_refresh_s
     )
     metrics = SlaMetrics.create(service.registry)
+    metrics.calendar_covered_until.set_function(lambda: calendar_horizon(config.calendar))
+    warn_if_calendar_ends_soon(config.calendar)
 
     def notify_unit(role: str, clocks: Clocks, clock: Clock) -> Any:
         unit = default_notify_unit(role, clocks, clock)

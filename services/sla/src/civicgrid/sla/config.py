@@ -11,7 +11,7 @@ from pathlib import Path
 
 from civicgrid.city import default_config_dir, load_city
 from civicgrid.events.base import UnitKind, UnitRef
-from civicgrid.sla.domain.calendar import WorkingCalendar, build_calendar
+from civicgrid.sla.domain.calendar import DeclaredSchedule, WorkingCalendar, build_calendar
 from civicgrid.sla.domain.policy import SlaPolicyVersion, policy_from_city
 
 COMMAND_CENTRE = UnitRef(kind=UnitKind.COMMAND_CENTRE, id="command-centre")
@@ -32,6 +32,10 @@ def load_sla_config(config_dir: Path | None, *, now: datetime | None = None) -> 
         city.calendar.holiday_source,
         city.calendar.extra_holidays,
         city.calendar.extra_working_days,
+        {
+            year: DeclaredSchedule(frozenset(declared.holidays), frozenset(declared.working_days))
+            for year, declared in city.calendar.declared_years.items()
+        },
     )
     calendar.check_covers([(now or datetime.now(UTC)).year])
     centre = next(

@@ -21,6 +21,7 @@ class SlaMetrics:
     pending_schedules: Gauge
     audit_repairs: Counter
     calendar_errors: Counter
+    calendar_covered_until: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SlaMetrics:
@@ -76,6 +77,12 @@ class SlaMetrics:
             calendar_errors=Counter(
                 "civicgrid_sla_calendar_not_covered",
                 "Deadlines that could not be computed: the holiday data lacks the year",
+                registry=registry,
+            ),
+            calendar_covered_until=Gauge(
+                "civicgrid_sla_calendar_covered_until_timestamp_seconds",
+                "24:00 local time of the last day the holiday data covers (0: not even today);"
+                " alert well before it, when next year's schedule is due",
                 registry=registry,
             ),
         )

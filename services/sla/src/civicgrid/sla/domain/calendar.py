@@ -2,14 +2,15 @@
 
 A period of N working days starting at some moment: the start day does not count; the period
 ends at 24:00 local time of the N-th working day after the start day. Working days are China's
-(weekdays, minus public holidays, plus make-up working days 调休) from the holiday source, with
-the city's local overrides on top. A day the source does not cover raises ``CalendarNotCovered``:
-the calendar never guesses.
+(weekdays, minus public holidays, plus make-up working days 调休) from the holiday source, or
+from a year's official schedule declared in calendar.yaml (for a year published before the
+package caught up), with the city's local overrides on top. A day neither covers raises
+``CalendarNotCovered``: the calendar never guesses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -42,14 +43,34 @@ def chinese_calendar_source() -> IsWorkday:
 
 
 def holidays_source() -> IsWorkday:
-    import holidays  # type: ignore[import-not-found]
+    """The ``holidays`` package, fenced to the years it has the official notice for.
+
+    Its China class computes any year's festivals by rule, but only the years listed in its
+    static data carry the official substitutions (the days off moved and the make-up working
+    weekend days); a year without them would be a guess, so it is not covered.
+    """
+    from holidays.countries.china import China, ChinaStaticHolidays
+
+    notices: dict[int, tuple[object, ...]] = dict(ChinaStaticHolidays.special_public_holidays)
+    make_up: set[date] = set()
+    for year, moves in notices.items():
+        for move in moves:
+            # (month, day off, month, the weekend day worked instead)
+            if isinstance(move, tuple) and len(move) == 4:
+                make_up.add(date(year, move[2], move[3]))
+    years: dict[int, China] = {}
 
     def is_workday(day: date) -> bool:
-        supported = getattr(holidays.China, "supported_years", None)
-        if supported is not None and day.year not in supported:
-            raise CalendarNotCovered(f"the holidays package has no data for {day.year}")
-        calendar = holidays.China(years=day.year)
-        return day.weekday() < 5 and day not in calendar
+        if day.year not in notices:
+            raise CalendarNotCovered(
+                f"the holidays package has no official schedule for {day.year}: upgrade it,"
+                " or declare that year's holidays and working days in calendar.yaml"
+            )
+        if day in make_up:
+            return True
+        if day.year not in years:
+            years[day.year] = China(years=day.year)  # type: ignore[no-untyped-call]
+        return day.weekday() < 5 and day not in years[day.year]
 
     return is_workday
 
@@ -61,11 +82,25 @@ SOURCES: dict[str, Callable[[], IsWorkday]] = {
 
 
 @dataclass(frozen=True)
+class DeclaredSchedule:
+    """A year's official schedule from calendar.yaml: weekdays work, except the holidays."""
+
+    holidays: frozenset[date]
+    working_days: frozenset[date] = frozenset()
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.working_days:
+            return True
+        return day.weekday() < 5 and day not in self.holidays
+
+
+@dataclass(frozen=True)
 class WorkingCalendar:
     zone: ZoneInfo
     source: IsWorkday
     extra_holidays: frozenset[date] = frozenset()
     extra_working_days: frozenset[date] = frozenset()
+    declared: Mapping[int, DeclaredSchedule] = field(default_factory=dict)
     _cache: dict[date, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def is_working_day(self, day: date) -> bool:
@@ -75,8 +110,21 @@ class WorkingCalendar:
             return True
         known = self._cache.get(day)
         if known is None:
-            known = self._cache[day] = self.source(day)
+            schedule = self.declared.get(day.year)
+            known = schedule.is_working_day(day) if schedule is not None else self.source(day)
+            self._cache[day] = known
         return known
+
+    def covered_until(self, today: date, *, horizon_years: int = 5) -> date | None:
+        """The last day of the unbroken run of covered years from today's (None: not even it)."""
+        last: date | None = None
+        for year in range(today.year, today.year + horizon_years + 1):
+            try:
+                self.check_covers([year])
+            except CalendarNotCovered:
+                break
+            last = date(year, 12, 31)
+        return last
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
         """24:00 local of the ``days``-th working day after the start's local day, as UTC."""
@@ -117,10 +165,12 @@ def build_calendar(
     holiday_source: str,
     extra_holidays: Iterable[date] = (),
     extra_working_days: Iterable[date] = (),
+    declared: Mapping[int, DeclaredSchedule] | None = None,
 ) -> WorkingCalendar:
     return WorkingCalendar(
         zone=ZoneInfo(timezone),
         source=SOURCES[holiday_source](),
         extra_holidays=frozenset(extra_holidays),
         extra_working_days=frozenset(extra_working_days),
+        declared=dict(declared or {}),
     )

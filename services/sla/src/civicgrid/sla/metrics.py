@@ -21,6 +21,7 @@ class SlaMetrics:
     pending_schedules: Gauge
     audit_repairs: Counter
     calendar_errors: Counter
+    class_orders: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SlaMetrics:
@@ -76,6 +77,14 @@ class SlaMetrics:
             calendar_errors=Counter(
                 "civicgrid_sla_calendar_not_covered",
                 "Deadlines that could not be computed: the holiday data lacks the year",
+                registry=registry,
+            ),
+            class_orders=Counter(
+                "civicgrid_sla_class_orders",
+                "Command-centre SLA class orders handled: restarted (some clock restarted),"
+                " unchanged (no running clock's deadline differs), unknown_class (the"
+                " incident's policy version lacks the class; nothing restarted)",
+                ["outcome"],
                 registry=registry,
             ),
         )

@@ -25,6 +25,7 @@ COMMANDS = (
     "reopen",
     "reassign",
     "merge",
+    "reclassify",
 )
 
 
@@ -42,7 +43,7 @@ def test_the_asyncapi_document_has_a_typed_payload_and_reply_for_every_subject()
     assert "incident_id" in schemas["AcceptRequest"]["required"]
     assert schemas["IntakeReply"]["properties"]["error"]
     requests = [op for op in document["operations"].values() if "reply" in op]
-    assert len(requests) == 19 and all(op["action"] == "receive" for op in requests)
+    assert len(requests) == 20 and all(op["action"] == "receive" for op in requests)
     assert document["channels"]["incident.merged"]["address"] == "incident.{incident_id}.merged"
 
 

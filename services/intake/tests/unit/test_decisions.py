@@ -13,6 +13,7 @@ from civicgrid.events.incident_events import (
     Jurisdiction,
     Merged,
     ReturnReason,
+    SlaClassOrdered,
     SlaClockResumed,
     SlaClockStarted,
     SlaClockStopped,
@@ -27,6 +28,7 @@ from civicgrid.intake.domain.commands import (
     Extend,
     Merge,
     Reassign,
+    Reclassify,
     Reopen,
     Resolve,
     Resume,
@@ -342,3 +344,53 @@ def test_a_resumed_sla_clock_moves_the_resolve_due_time() -> None:
         paused_s=1800,
     )
     assert apply(state, resumed).resolve_due_at == due + timedelta(minutes=30)
+
+
+def order(sla_class: str, unit: UnitRef = COMMAND_CENTRE) -> Reclassify:
+    return Reclassify(unit=unit, sla_class=sla_class, reason="the district asked for it")
+
+
+def test_the_command_centre_orders_a_class_and_the_state_runs_under_it() -> None:
+    [event] = decide(assigned(), order("difficult"), context())
+    assert isinstance(event, SlaClassOrdered)
+    assert (event.sla_class, event.previous_class) == ("difficult", "standard")
+    assert event.ordered_by == COMMAND_CENTRE and event.reason == "the district asked for it"
+    assert event.actor == Actor(kind=ActorKind.UNIT, id=COMMAND_CENTRE.id)
+    state = apply(assigned(), event)
+    assert state.sla_class == "difficult"
+    # A later assignment (the matter's class again) does not undo the order.
+    again = apply(state, _assignment("INC1"))
+    assert again.sla_class == "difficult" and again.assigned_class == "standard"
+
+
+def _assignment(incident_id: str) -> Assigned:
+    return Assigned(
+        incident_id=incident_id,
+        source="routing",
+        actor=ROUTING,
+        correlation_id="corr",
+        level=HandlingLevel.GRID,
+        lead_unit=OTHER_GRID,
+        sla_class="standard",
+        on_site=False,
+        jurisdiction=Jurisdiction(grid_id=OTHER_GRID.id),
+        rule="r",
+        policy_version=1,
+        explanation="e",
+        assignment_no=2,
+    )
+
+
+def test_a_class_order_is_refused_by_others_when_finished_and_for_the_same_class() -> None:
+    assert "only the command centre" in refused(assigned(), order("urgent", unit=GRID))
+    assert "already in SLA class 'standard'" in refused(assigned(), order("standard"))
+    ordered = run(assigned(), order("urgent"))
+    assert "already in SLA class 'urgent'" in refused(ordered, order("urgent"))
+    resolved = run(assigned(), Accept(unit=GRID), Resolve(unit=GRID, resolution="done"))
+    assert "already resolved" in refused(resolved, order("urgent"))
+    closed = run(resolved, Close())
+    assert "closed" in refused(closed, order("urgent"))
+
+
+def test_a_class_may_be_ordered_before_the_first_assignment() -> None:
+    assert types(new_incident(), order("urgent")) == ["sla_class_ordered"]

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from civicgrid.events.incident_events import HandlingLevel, ReturnReason
+from civicgrid.events.base import UnitKind, UnitRef
+from civicgrid.events.incident_events import HandlingLevel, ReturnReason, SlaClassOrdered
 from civicgrid.reporting.facts import IncidentFact, project
 from civicgrid.reporting.testing.lives import Life
 
@@ -106,3 +107,23 @@ def test_merges_and_suspensions_are_counted() -> None:
     life = Life("i1", START).report().assign(1).merge(3).merge(4).suspend(10).resume(20)
     fact = fold(life)
     assert (fact.merges, fact.suspensions, fact.suspended) == (2, 1, False)
+
+
+def test_a_class_order_moves_the_resolve_due_time_to_the_restarted_clock() -> None:
+    # What sla writes for the command centre's order: the old resolve superseded, a new one.
+    life = Life("i1", START).report().assign(1).clock(1, "resolve", 1441)
+    life._add(
+        SlaClassOrdered,
+        30,
+        sla_class="difficult",
+        previous_class="standard",
+        ordered_by=UnitRef(kind=UnitKind.COMMAND_CENTRE, id="command-centre"),
+        reason="three departments",
+    )
+    life.cancel_clock(30, "resolve").clock(30, "resolve", 8 * 1440)
+    fact = fold(life)
+    assert (fact.resolve_due_at, fact.resolve_clock_version, fact.resolve_on_time) == (
+        life.at(8 * 1440),
+        2,
+        None,
+    )

@@ -1,5 +1,6 @@
 """Random command sequences: the clocks the walk keeps match a simple reference model, whether
-the sla service reacts after every event or only once at the end (late, in one go)."""
+the sla service reacts after every event or only once at the end (late, in one go). Command
+centre class orders are among the commands: a clock restarts when its deadline differs."""
 
 from __future__ import annotations
 
@@ -29,7 +30,16 @@ COMMANDS = (
     "resolve",
     "reopen",
     "close",
+    "order_urgent",
+    "order_difficult",
+    "order_standard",
 )
+
+
+def deadline(sla_class: str, clock: str) -> str | None:
+    """The policy's deadline as written ("30m", "5wd"); None when the class has none."""
+    duration = POLICY.deadlines(sla_class).of(clock)
+    return None if duration is None else str(duration)
 
 
 @dataclass
@@ -37,6 +47,7 @@ class ModelClock:
     status: str  # running, paused, stopped
     version: int
     unit: str | None
+    sla_class: str
     reason: str | None = None
 
 
@@ -46,14 +57,34 @@ class Model:
     versions: dict[str, int] = field(default_factory=dict)
     closed: bool = False
     unit: str | None = None
+    assigned_class: str = "standard"
+    ordered_class: str | None = None
+
+    @property
+    def sla_class(self) -> str:
+        return self.ordered_class or self.assigned_class
 
     def active(self, name: str) -> bool:
         clock = self.clocks.get(name)
         return clock is not None and clock.status != "stopped"
 
-    def start(self, name: str, unit: str | None) -> None:
+    def start(self, name: str, unit: str | None, status: str = "running") -> None:
         self.versions[name] = self.versions.get(name, 0) + 1
-        self.clocks[name] = ModelClock("running", self.versions[name], unit)
+        self.clocks[name] = ModelClock(status, self.versions[name], unit, self.sla_class)
+
+    def order(self, sla_class: str) -> None:
+        self.ordered_class = sla_class
+        if self.closed:
+            return
+        for name, clock in list(self.clocks.items()):
+            if clock.status == "stopped" or clock.sla_class == sla_class:
+                continue
+            if deadline(sla_class, name) is None:
+                self.stop(name, "cancelled")
+            elif deadline(sla_class, name) != deadline(clock.sla_class, name):
+                status = clock.status
+                self.stop(name, "superseded")
+                self.start(name, clock.unit, status)
 
     def stop(self, name: str, reason: str) -> None:
         if self.active(name):
@@ -61,15 +92,19 @@ class Model:
             self.clocks[name].reason = reason
 
     def do(self, command: str) -> None:
-        if command.startswith("assign"):
+        if command.startswith("order_"):
+            self.order(command.removeprefix("order_"))
+        elif command.startswith("assign"):
             unit = GRID_A.id if command == "assign_a" else GRID_B.id
             self.unit = unit  # even when closed: a reopened incident's clock is for it
+            self.assigned_class = "standard" if command == "assign_a" else "on_site"
             if self.closed:
                 return
             for name in ("accept", "arrive"):
                 self.stop(name, "superseded")
             self.start("accept", unit)
-            if command == "assign_b_on_site":
+            # The ordered class stands: an arrive deadline only if it has one.
+            if command == "assign_b_on_site" and deadline(self.sla_class, "arrive"):
                 self.start("arrive", unit)
             if not self.active("resolve"):
                 self.start("resolve", unit)
@@ -104,6 +139,8 @@ class Model:
 
 def event_for(script: Script, command: str) -> IncidentEvent:
     unit = GRID_B if command == "assign_b_on_site" else GRID_A
+    if command.startswith("order_"):
+        return script.ordered(command.removeprefix("order_"))
     if command == "assign_a":
         return script.assigned(GRID_A)
     if command == "assign_b_on_site":
@@ -142,10 +179,13 @@ def test_the_clocks_match_the_reference_model(
     walked = walk(script.incident_id, history, POLICY, CALENDAR.due)
     assert walked.missing == ()
     actual = {
-        name: (c.status.value, c.version, c.unit.id if c.unit else None, c.stop_reason)
+        name: (c.status.value, c.version, c.unit.id if c.unit else None, c.stop_reason, c.sla_class)
         for name, c in walked.clocks.by_name.items()
     }
-    expected = {name: (c.status, c.version, c.unit, c.reason) for name, c in model.clocks.items()}
+    expected = {
+        name: (c.status, c.version, c.unit, c.reason, c.sla_class)
+        for name, c in model.clocks.items()
+    }
     assert actual == expected, commands
     # Every start and stop is an event: each version started once, stopped at most once.
     for name, clock in walked.clocks.by_name.items():

@@ -184,6 +184,22 @@ class Reassigned(IncidentEvent):
     to_level: HandlingLevel | None = None
 
 
+class SlaClassOrdered(IncidentEvent):
+    """The command centre ordered the incident's SLA class (e.g. urgent, difficult).
+
+    The class otherwise comes from the matter (matters.yaml, through routing's assignment);
+    an order stands for the rest of the incident's life, over later assignments too. The sla
+    service restarts, from the order's time, every running clock whose deadline differs under
+    the ordered class. No citizen data: who ordered it, the class, and why.
+    """
+
+    event_type: Literal["sla_class_ordered"] = "sla_class_ordered"
+    sla_class: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+    previous_class: str | None = Field(default=None, max_length=64)
+    ordered_by: UnitRef
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class Escalated(IncidentEvent):
     """A rung of the escalation ladder was reached; ``request_reassignment`` is the whistle."""
 
@@ -292,6 +308,7 @@ __all__ = [
     "Returned",
     "ScalarValue",
     "SlaBreached",
+    "SlaClassOrdered",
     "SlaClockPaused",
     "SlaClockResumed",
     "SlaClockStarted",

@@ -23,6 +23,7 @@ from civicgrid.events.incident_events import (
     Resumed,
     Returned,
     SlaBreached,
+    SlaClassOrdered,
     SlaClockPaused,
     SlaClockResumed,
     SlaClockStarted,
@@ -47,6 +48,7 @@ AnyEvent = Annotated[
     | Closed
     | Reopened
     | Reassigned
+    | SlaClassOrdered
     | Escalated
     | SlaClockStarted
     | SlaClockStopped
@@ -74,6 +76,7 @@ EVENT_CLASSES: dict[str, type[IncidentEvent]] = {
         Closed,
         Reopened,
         Reassigned,
+        SlaClassOrdered,
         Escalated,
         SlaClockStarted,
         SlaClockStopped,

@@ -19,6 +19,7 @@ INTAKE_EVENTS = (
     "closed",
     "reopened",
     "reassigned",
+    "sla_class_ordered",
 )
 ROUTING_EVENTS = ("assigned",)
 SLA_EVENTS = (

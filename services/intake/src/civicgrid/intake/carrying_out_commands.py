@@ -26,11 +26,20 @@ from civicgrid.events.decide import (
 )
 from civicgrid.events.incident_events import Merged
 from civicgrid.events.store import History
+from civicgrid.intake.catalogue import Catalogue
 from civicgrid.intake.domain import decisions, identity
-from civicgrid.intake.domain.commands import Command, Merge, command_name
+from civicgrid.intake.domain.commands import Command, Merge, Reclassify, command_name
 from civicgrid.intake.domain.decisions import CommandRejected, Context
 from civicgrid.intake.domain.state import IncidentState, fold
-from civicgrid.intake.errors import Refused, key_reused, not_found, rejected
+from civicgrid.intake.errors import (
+    Problem,
+    Refused,
+    invalid,
+    key_reused,
+    not_found,
+    quoted,
+    rejected,
+)
 from civicgrid.intake.outcomes import CommandOutcome
 
 if TYPE_CHECKING:
@@ -50,6 +59,7 @@ async def carry_out(
         fingerprint_of(name, command.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)),
     )
     try:
+        _check_against_config(ports.catalogue, command)
         if isinstance(command, Merge):
             outcome = await _merge(ports, incident_id, command, system, cause)
         else:
@@ -130,6 +140,20 @@ async def close_merged(ports: Intake, merged: Merged, at_least: int) -> None:
     cause = Cause.of_reaction(SOURCE, "close-merged", merged.event_id)
     decided = await decide_and_append(ports.store(), source_id, cause, decide, at_least=at_least)
     ports.index.absorb([*decided.history.events, *decided.written])
+
+
+def _check_against_config(catalogue: Catalogue, command: Command) -> None:
+    """What the city's configuration says of the request itself (422), before any state."""
+    if isinstance(command, Reclassify) and command.sla_class not in catalogue.sla_classes:
+        allowed = ", ".join(catalogue.sla_classes) or "(none configured)"
+        raise invalid(
+            [
+                Problem(
+                    "sla_class",
+                    f"unknown SLA class {quoted(command.sla_class)}; allowed: {allowed}",
+                )
+            ]
+        )
 
 
 def _count_conflict(ports: Intake, command: Command) -> Callable[[], None]:

@@ -1,4 +1,5 @@
-"""The part of the city configuration intake needs: the matter list and the city's extent.
+"""The part of the city configuration intake needs: the matter list, the city's extent, and
+the SLA class names (``sla.yaml``) a command centre may order.
 
 A port, so that the domain and the tests do not depend on how the city is loaded; the
 adapter over ``civicgrid.city`` lives in ``city_catalogue``.
@@ -87,6 +88,11 @@ class Catalogue(Protocol):
         """Inside the city's land, not merely its bounding box."""
         ...
 
+    @property
+    def sla_classes(self) -> Sequence[str]:
+        """The SLA classes of ``sla.yaml``, in its order."""
+        ...
+
 
 class InMemoryCatalogue:
     """A catalogue held in memory: for tests, for documents, and as the adapter's result."""
@@ -98,12 +104,14 @@ class InMemoryCatalogue:
         contains: Callable[[float, float], bool] | None = None,
         jurisdiction_id: str = "city",
         gazetteer: Gazetteer | None = None,
+        sla_classes: Sequence[str] = (),
     ) -> None:
         self._matters = {matter.code: matter for matter in matters}
         self._bounds = bounds
         self._contains = contains
         self._jurisdiction_id = jurisdiction_id
         self._gazetteer = gazetteer or Gazetteer()
+        self._sla_classes = tuple(sla_classes)
 
     @property
     def matters(self) -> Sequence[Matter]:
@@ -126,6 +134,10 @@ class InMemoryCatalogue:
     @property
     def bounds(self) -> Bounds:
         return self._bounds
+
+    @property
+    def sla_classes(self) -> Sequence[str]:
+        return self._sla_classes
 
     def contains(self, lon: float, lat: float) -> bool:
         if not self._bounds.contain(lon, lat):

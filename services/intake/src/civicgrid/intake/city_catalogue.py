@@ -30,6 +30,7 @@ def catalogue_of(city: City) -> InMemoryCatalogue:
         contains=lambda lon, lat: city.contains(lon, lat, tolerance_m=0),
         jurisdiction_id=city.config_dir.name,
         gazetteer=gazetteer_of(city),
+        sla_classes=tuple(city.sla.classes),
     )
 
 

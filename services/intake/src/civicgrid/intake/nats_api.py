@@ -9,6 +9,7 @@ No ``from __future__ import annotations``: FastStream reads the payload annotati
 runtime, and they are what the AsyncAPI document publishes.
 """
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -75,7 +76,7 @@ def attach_nats_api(
             queue=QUEUE,
             decoder=decode_within_limit,
             title=subjects.intake_command(name.value),
-            description=(request_model.__doc__ or "").strip(),
+            description=inspect.cleandoc(request_model.__doc__ or ""),
         )(_command_handler(intake, gate, name, request_model))
     broker.include_router(router)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from civicgrid.events.contracts import Reads
 
 READS: Reads = {
-    "assigned": ("lead_unit.id", "lead_unit.kind", "lead_unit.name", "on_site"),
+    "assigned": ("lead_unit.id", "lead_unit.kind", "lead_unit.name", "on_site", "sla_class"),
+    "sla_class_ordered": ("sla_class",),
     "sla_clock_started": ("clock", "due_at"),
     "sla_clock_stopped": ("clock",),
     "merged": ("event_id", "incident_id", "from_incident_id"),

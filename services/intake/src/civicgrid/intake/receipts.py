@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from civicgrid.events.base import UnitRef
 from civicgrid.events.store import History
@@ -64,6 +64,11 @@ class StateOut(BaseModel):
     updated_at: datetime | None
     lead_unit: UnitRef | None
     on_site: bool
+    sla_class: str | None = Field(
+        default=None,
+        description="the class the clocks run under: the command centre's order, else the"
+        " assignment's (from the matter)",
+    )
     suspended: bool
     callback_satisfied: bool | None
     clocks: dict[str, datetime]
@@ -82,6 +87,7 @@ def state_out(state: IncidentState) -> StateOut:
         updated_at=state.updated_at,
         lead_unit=state.lead_unit,
         on_site=state.on_site,
+        sla_class=state.sla_class,
         suspended=state.suspended,
         callback_satisfied=state.callback_satisfied,
         clocks=dict(state.clocks),

@@ -87,9 +87,25 @@ PLACES = (
 )
 
 
+def _shipped_sla_classes() -> tuple[str, ...]:
+    """The shipped city's SLA class names (its sla.yaml), as the small city's."""
+    from civicgrid.city import default_config_dir
+    from civicgrid.city.loader import SLA_FILE
+    from civicgrid.city.models import SlaPolicy
+    from civicgrid.city.yamlfile import read_yaml
+
+    return tuple(read_yaml(default_config_dir() / SLA_FILE).validate(SlaPolicy).classes)
+
+
+SLA_CLASSES = _shipped_sla_classes()
+
+
 def small_city() -> InMemoryCatalogue:
     return InMemoryCatalogue(
-        [POTHOLE, BLOCKED_DRAIN, NEVER_MERGES], BOUNDS, gazetteer=Gazetteer(PLACES)
+        [POTHOLE, BLOCKED_DRAIN, NEVER_MERGES],
+        BOUNDS,
+        gazetteer=Gazetteer(PLACES),
+        sla_classes=SLA_CLASSES,
     )
 
 

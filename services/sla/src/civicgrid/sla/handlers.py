@@ -26,6 +26,7 @@ from civicgrid.events.incident_events import (
     DeadlineExtended,
     Escalated,
     SlaBreached,
+    SlaClassOrdered,
     SlaClockStarted,
     SlaClockStopped,
     SlaWarning,
@@ -104,8 +105,29 @@ async def when_incident_event(event: IncidentEvent, ports: SlaPorts, at_least: i
     touched = settled.clocks_caused_by(event.event_id)
     if isinstance(event, DeadlineExtended):
         touched.add(event.clock)
+    if isinstance(event, SlaClassOrdered):
+        await _report_order(event, settled, touched, ports)
     await reconcile_timers(settled.clocks, touched, ports, event.correlation_id)
     return settled
+
+
+async def _report_order(
+    event: SlaClassOrdered, settled: Settled, touched: set[str], ports: SlaPorts
+) -> None:
+    policy = await ports.policies.for_incident(settled.clocks.policy_version)
+    if event.sla_class not in policy.classes:
+        outcome = "unknown_class"
+        log.warning(
+            "sla_class_order_unknown_class",
+            incident_id=event.incident_id,
+            sla_class=event.sla_class,
+            policy_version=policy.policy_version,
+        )
+    else:
+        outcome = "restarted" if touched else "unchanged"
+    # A redelivery of an order whose restart was stored counts nothing again.
+    if settled.written or outcome != "restarted":
+        ports.metrics.class_orders.labels(outcome).inc()
 
 
 async def when_timer_fired(firing: TimerFiring, ports: SlaPorts, at_least: int = 0) -> Settled:

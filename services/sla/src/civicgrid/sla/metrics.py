@@ -22,6 +22,7 @@ class SlaMetrics:
     audit_repairs: Counter
     calendar_errors: Counter
     calendar_covered_until: Gauge
+    class_orders: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SlaMetrics:
@@ -83,6 +84,14 @@ class SlaMetrics:
                 "civicgrid_sla_calendar_covered_until_timestamp_seconds",
                 "24:00 local time of the last day the holiday data covers (0: not even today);"
                 " alert well before it, when next year's schedule is due",
+                registry=registry,
+            ),
+            class_orders=Counter(
+                "civicgrid_sla_class_orders",
+                "Command-centre SLA class orders handled: restarted (some clock restarted),"
+                " unchanged (no running clock's deadline differs), unknown_class (the"
+                " incident's policy version lacks the class; nothing restarted)",
+                ["outcome"],
                 registry=registry,
             ),
         )

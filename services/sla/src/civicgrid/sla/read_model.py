@@ -30,6 +30,7 @@ VIEWED_TYPES = frozenset(
         "closed",
         "reopened",
         "escalated",
+        "sla_class_ordered",
         *(t for t in ownership.SLA_EVENTS if t.startswith("sla_")),
     }
 )

@@ -1,7 +1,8 @@
 """What sla reads of the incident's events, for the consumer contract tests
 (tests/test_consumer_contracts.py): event type -> dotted field paths. Clocks start on an
 assignment, stop on acceptance, arrival and resolution, pause and resume with suspensions,
-move with approved extensions, and end or restart with closing and reopening."""
+move with approved extensions, end or restart with closing and reopening, and restart under a
+class the command centre orders."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ READS: Reads = {
     "resolved": _ENVELOPE,
     "closed": _ENVELOPE,
     "reopened": _ENVELOPE,
+    "sla_class_ordered": (*_ENVELOPE, "sla_class"),
     "sla_clock_started": (
         *_ENVELOPE,
         "clock",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,12 +24,16 @@ from civicgrid.events.incident_events import (
     Resumed,
     Returned,
     ReturnReason,
+    SlaClassOrdered,
     Suspended,
 )
+from civicgrid.sla.config import SlaConfig
+from civicgrid.sla.domain.calendar import CalendarNotCovered, DeclaredSchedule
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 
 GRID_A = UnitRef(kind=UnitKind.GRID, id="c01-g001")
 GRID_B = UnitRef(kind=UnitKind.GRID, id="c01-g002")
+COMMAND_CENTRE = UnitRef(kind=UnitKind.COMMAND_CENTRE, id="command-centre")
 DEPARTMENT = UnitRef(kind=UnitKind.DEPARTMENT, id="dept-urban-mgmt")
 INTAKE = Actor(kind=ActorKind.SERVICE, id="intake")
 
@@ -41,10 +46,15 @@ def policy(
     resolve: str = "24h",
     warnings: tuple[float, ...] = (0.8,),
     ladder: tuple[dict[str, Any], ...] = (),
+    urgent: tuple[str, str, str] = ("10m", "30m", "4h"),
 ) -> SlaPolicyVersion:
+    """Classes as sla.yaml ships them, with the given standard deadlines; ``urgent`` is
+    (accept, arrive, resolve), and ``difficult`` resolves within 5 working days."""
+    urgent_accept, urgent_arrive, urgent_resolve = urgent
     classes = {
         "standard": {"accept": accept, "resolve": resolve},
         "on_site": {"accept": accept, "arrive": arrive, "resolve": resolve},
+        "urgent": {"accept": urgent_accept, "arrive": urgent_arrive, "resolve": urgent_resolve},
         "difficult": {"accept": accept, "resolve": "5wd"},
     }
     return SlaPolicyVersion.model_validate(
@@ -145,6 +155,37 @@ class Script:
     def reopened(self) -> Reopened:
         return Reopened(**self._env(), reason="back again")
 
+    def ordered(self, sla_class: str, previous: str | None = None) -> SlaClassOrdered:
+        """The command centre's order of the incident's SLA class, as intake writes it."""
+        env = {**self._env(), "actor": Actor(kind=ActorKind.UNIT, id=COMMAND_CENTRE.id)}
+        return SlaClassOrdered(
+            **env,
+            sla_class=sla_class,
+            previous_class=previous,
+            ordered_by=COMMAND_CENTRE,
+            reason="ordered by the command centre",
+        )
+
 
 def types_of(events: list[IncidentEvent] | tuple[IncidentEvent, ...]) -> list[str]:
     return [f"{e.event_type}:{getattr(e, 'clock', '')}".rstrip(":") for e in events]
+
+
+def beyond_the_holiday_data(config: SlaConfig, *, years_ahead: int = 3) -> SlaConfig:
+    """The config with fictional weekday-only schedules declared for the years after the data.
+
+    Tests run at today's date; without this, every test of a working-day clock would start to
+    fail once its deadline reaches a year the holiday package does not cover (from late
+    December before each new year's data ships). The calendar rule itself is tested on fixed
+    dates in the unit tests; these years are never a statement about real holidays.
+    """
+    calendar = config.calendar
+    today = datetime.now(calendar.zone).date()
+    declared = dict(calendar.declared)
+    for year in range(today.year, today.year + years_ahead + 1):
+        try:
+            calendar.check_covers([year])
+        except CalendarNotCovered:
+            declared.setdefault(year, DeclaredSchedule(holidays=frozenset()))
+    widened = replace(calendar, declared=declared, _cache={})
+    return replace(config, calendar=widened)

@@ -34,6 +34,7 @@ class CommandName(StrEnum):
     REOPEN = "reopen"
     REASSIGN = "reassign"
     MERGE = "merge"
+    RECLASSIFY = "reclassify"
 
 
 class Command(BaseModel):
@@ -137,6 +138,23 @@ class Merge(Command):
     reason: Annotated[Line, Field(max_length=500)] = ""
 
 
+class Reclassify(Command):
+    """定级: the command centre orders the incident's SLA class (urgent, difficult, ...).
+
+    ``sla_class`` must be one of the classes in the city's ``sla.yaml`` (422 names them). The
+    order stands over later assignments; the sla service restarts, from the order's time, each
+    running clock whose deadline differs under the new class (``sla_class_ordered``).
+
+    422: a class ``sla.yaml`` does not have (the error lists the allowed ones). 409: the unit
+    is not the command centre; the incident is resolved, closed or merged; or it already runs
+    under that class (nothing would change, so nothing is written).
+    """
+
+    unit: UnitRef
+    sla_class: Annotated[str, Field(min_length=1, max_length=64)]
+    reason: Annotated[Text, Reason]
+
+
 COMMANDS: dict[CommandName, type[Command]] = {
     CommandName.ACCEPT: Accept,
     CommandName.ARRIVE: Arrive,
@@ -150,6 +168,7 @@ COMMANDS: dict[CommandName, type[Command]] = {
     CommandName.REOPEN: Reopen,
     CommandName.REASSIGN: Reassign,
     CommandName.MERGE: Merge,
+    CommandName.RECLASSIFY: Reclassify,
 }
 
 
@@ -173,6 +192,7 @@ __all__ = [
     "IncidentId",
     "Merge",
     "Reassign",
+    "Reclassify",
     "Reopen",
     "Resolve",
     "Resume",

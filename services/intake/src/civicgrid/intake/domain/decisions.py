@@ -26,6 +26,7 @@ from civicgrid.events.incident_events import (
     Resumed,
     Returned,
     ReturnReason,
+    SlaClassOrdered,
     Suspended,
 )
 from civicgrid.intake.domain.commands import (
@@ -37,6 +38,7 @@ from civicgrid.intake.domain.commands import (
     Extend,
     Merge,
     Reassign,
+    Reclassify,
     Reopen,
     Resolve,
     Resume,
@@ -317,6 +319,29 @@ def reassign(state: IncidentState, command: Reassign, context: Context) -> Decis
     return [
         Reassigned(
             **envelope, reason=command.reason, to_unit=command.to_unit, to_level=command.to_level
+        )
+    ]
+
+
+@decider(Reclassify)
+def reclassify(state: IncidentState, command: Reclassify, context: Context) -> Decision:
+    """Whether the class is one the city has is checked before (422, it is about the request).
+
+    Ordering the class the incident already runs under is refused (409), as every command
+    the state already reflects is: nothing would change, and no clock should restart.
+    """
+    _require_command_centre(command.unit, "order an incident's SLA class")
+    _require_not_finished(state)
+    if state.sla_class == command.sla_class:
+        raise CommandRejected(f"incident is already in SLA class {command.sla_class!r}")
+    envelope = _envelope(state, context, _unit_actor(command.unit))
+    return [
+        SlaClassOrdered(
+            **envelope,
+            sla_class=command.sla_class,
+            previous_class=state.sla_class,
+            ordered_by=command.unit,
+            reason=command.reason,
         )
     ]
 

@@ -28,6 +28,7 @@ from civicgrid.events.incident_events import (
     Resolved,
     Resumed,
     Returned,
+    SlaClassOrdered,
     SlaClockResumed,
     SlaClockStarted,
     SlaClockStopped,
@@ -62,6 +63,10 @@ class IncidentState:
     correlation_id: str = ""
     lead_unit: UnitRef | None = None
     on_site: bool = False
+    # The SLA class the clocks run under: the command centre's order if there is one (it
+    # stands over later assignments), else the last assignment's (from the matter).
+    assigned_class: str | None = None
+    ordered_class: str | None = None
     suspended: bool = False
     callback_satisfied: bool | None = None
     resolution: str = ""
@@ -87,6 +92,10 @@ class IncidentState:
     def is_open(self) -> bool:
         """Open in Open311's sense: still being handled, so a duplicate may join it."""
         return self.stage in IN_PROGRESS
+
+    @property
+    def sla_class(self) -> str | None:
+        return self.ordered_class or self.assigned_class
 
     def led_by(self, unit: UnitRef) -> bool:
         lead = self.lead_unit
@@ -150,6 +159,7 @@ def _(event: Assigned, state: IncidentState) -> IncidentState:
         stage=Stage.ASSIGNED,
         lead_unit=event.lead_unit,
         on_site=event.on_site,
+        assigned_class=event.sla_class,
         suspended=False,
         pending_reassignment=None,
     )
@@ -240,6 +250,11 @@ def _(event: Reopened, state: IncidentState) -> IncidentState:
         resolution="",
         callback_satisfied=None,
     )
+
+
+@_apply.register
+def _(event: SlaClassOrdered, state: IncidentState) -> IncidentState:
+    return replace(state, ordered_class=event.sla_class)
 
 
 @_apply.register

@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI reads these annotations 
 and the command routes are built in a loop with the body model filled in.
 """
 
+import inspect
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Response
@@ -54,6 +55,18 @@ _REFUSAL_TEXT = {
 }
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in _REFUSAL_TEXT.items()
+}
+
+
+# What a command's 409 and 422 mean, where a command has its own reasons.
+_COMMAND_REFUSALS: dict[CommandName, dict[int, str]] = {
+    CommandName.RECLASSIFY: {
+        409: "the unit is not the command centre; the incident is resolved, closed or merged;"
+        " or it already runs under that SLA class",
+        422: "sla_class is not a class of the city's sla.yaml (the error lists the allowed"
+        " ones), a field is invalid, or the Idempotency-Key was used for another body"
+        " (code idempotency_key_reused)",
+    },
 }
 
 
@@ -153,14 +166,18 @@ def _add_command_route(
         response_model=CommandReceipt,
         summary=f"{name.value.capitalize()} an incident",
         description=(
-            f"{(model.__doc__ or '').strip()}\n\nChecked against the state rebuilt from the "
-            "incident's own events: a command that does not fit gets 409 with the reason, "
-            "and nothing is written."
+            f"{inspect.cleandoc(model.__doc__ or '')}\n\nChecked against the state rebuilt from"
+            " the incident's own events: a command that does not fit gets 409 with the reason,"
+            " and nothing is written."
         ),
         responses={
             409: {
                 "model": ErrorBody,
                 "description": "the command does not fit the incident's state",
-            }
+            },
+            **{
+                status: {"model": ErrorBody, "description": text}
+                for status, text in _COMMAND_REFUSALS.get(name, {}).items()
+            },
         },
     )

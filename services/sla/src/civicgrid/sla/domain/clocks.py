@@ -18,6 +18,7 @@ from civicgrid.events.incident_events import (
     DeadlineExtended,
     Escalated,
     SlaBreached,
+    SlaClassOrdered,
     SlaClockPaused,
     SlaClockResumed,
     SlaClockStarted,
@@ -73,6 +74,8 @@ class Clocks:
     versions: dict[str, int] = field(default_factory=dict)
     policy_version: int | None = None
     last_assignment: Assigned | None = None
+    ordered_class: str | None = None
+    """The command centre's order (``sla_class_ordered``): it stands over later assignments."""
     closed: bool = False
 
     def running(self) -> list[Clock]:
@@ -89,6 +92,8 @@ def apply(clocks: Clocks, event: IncidentEvent) -> Clocks:
     """One event's effect on the clocks (events that do not touch clocks change nothing)."""
     if isinstance(event, Assigned):
         return replace(clocks, last_assignment=event)
+    if isinstance(event, SlaClassOrdered):
+        return replace(clocks, ordered_class=event.sla_class)
     if isinstance(event, DeadlineExtended):
         clock = clocks.by_name.get(event.clock)
         if clock is None or not clock.active:

@@ -23,6 +23,7 @@ from civicgrid.events.incident_events import (
     Resolved,
     Resumed,
     Returned,
+    SlaClassOrdered,
     SlaClockPaused,
     SlaClockResumed,
     SlaClockStarted,
@@ -46,6 +47,7 @@ TRIGGERS = frozenset(
         "resolved",
         "reopened",
         "closed",
+        "sla_class_ordered",
     }
 )
 """Incident events whose effects the sla service records (with the event as their cause)."""
@@ -77,6 +79,10 @@ def effects(
         if clocks.closed:
             return []
         return _on_assigned(clocks, event, policy, due, env)
+    if isinstance(event, SlaClassOrdered):
+        if clocks.closed:
+            return []
+        return _on_class_ordered(clocks, event, policy, due, env)
     if isinstance(event, Returned | Reassigned):
         return [
             _stop(c, ClockStopReason.SUPERSEDED, at, env)
@@ -119,7 +125,7 @@ def effects(
         if resolve is not None and resolve.active:
             return []
         unit = _unit_of(clocks)
-        return [_start(clocks, "resolve", _class_of(clocks), unit, at, policy, due, env)]
+        return [_start(clocks, "resolve", _class_of(clocks, policy), unit, at, policy, due, env)]
     if isinstance(event, Closed):
         return [_stop(c, ClockStopReason.CANCELLED, at, env) for c in clocks.active()]
     return []
@@ -130,18 +136,80 @@ def _on_assigned(
 ) -> list[IncidentEvent]:
     at = event.occurred_at
     out: list[IncidentEvent] = []
-    per_unit = ("accept", "arrive") if event.on_site else ("accept",)
+    # The command centre's order stands over the matter's class that routing assigns with;
+    # a clock the ordered class has no deadline for (arrive) is not started.
+    ordered = _ordered_class(clocks, policy)
+    sla_class = ordered or event.sla_class
+    per_unit: tuple[str, ...] = ("accept", "arrive") if event.on_site else ("accept",)
+    if ordered is not None:
+        per_unit = tuple(n for n in per_unit if policy.deadlines(ordered).of(n) is not None)
     for clock in clocks.active():
         if clock.name in ("accept", "arrive"):
             # A new dispatch: the previous unit's clock is superseded by the new unit's.
             out.append(_stop(clock, ClockStopReason.SUPERSEDED, at, env))
     for name in per_unit:
-        out.append(_start(clocks, name, event.sla_class, event.lead_unit, at, policy, due, env))
+        out.append(_start(clocks, name, sla_class, event.lead_unit, at, policy, due, env))
     resolve = clocks.by_name.get("resolve")
     if resolve is None or not resolve.active:
         lead = event.lead_unit
-        out.append(_start(clocks, "resolve", event.sla_class, lead, at, policy, due, env))
+        out.append(_start(clocks, "resolve", sla_class, lead, at, policy, due, env))
     return out
+
+
+def _on_class_ordered(
+    clocks: Clocks,
+    event: SlaClassOrdered,
+    policy: SlaPolicyVersion,
+    due: DueAt,
+    env: dict[str, Any],
+) -> list[IncidentEvent]:
+    """Restart, from the order's time, every active clock whose deadline the new class changes.
+
+    The old instance stops as ``superseded`` and a new version starts under the ordered class
+    (its schedules replace the old one's: one subject per clock and stage); a paused clock's
+    successor starts paused. A clock the new class has no deadline for is cancelled. Clocks
+    that stopped stay stopped; a clock whose deadline is the same keeps running untouched.
+    """
+    new_class = event.sla_class
+    if new_class not in policy.classes:
+        # The incident's policy version does not have it (intake checks sla.yaml; a version
+        # published later may differ): nothing restarts, and the handler reports it.
+        return []
+    at = event.occurred_at
+    out: list[IncidentEvent] = []
+    for clock in clocks.active():
+        if clock.sla_class == new_class:
+            continue
+        new_duration = policy.deadlines(new_class).of(clock.name)
+        if new_duration is None:
+            out.append(_stop(clock, ClockStopReason.CANCELLED, at, env))
+            continue
+        if str(new_duration) == _duration_of(clock, policy):
+            continue
+        out.append(_stop(clock, ClockStopReason.SUPERSEDED, at, env))
+        started = _start(clocks, clock.name, new_class, clock.unit, at, policy, due, env)
+        out.append(started)
+        if clock.status is Status.PAUSED:
+            out.append(
+                SlaClockPaused(
+                    **env, clock=clock.name, clock_version=started.clock_version, paused_at=at
+                )
+            )
+    return out
+
+
+def _duration_of(clock: Clock, policy: SlaPolicyVersion) -> str | None:
+    """The duration the clock runs for, as the policy wrote it (recorded since it was added)."""
+    if clock.duration is not None:
+        return clock.duration
+    deadlines = policy.classes.get(clock.sla_class)
+    duration = deadlines.of(clock.name) if deadlines is not None else None
+    return str(duration) if duration is not None else None
+
+
+def _ordered_class(clocks: Clocks, policy: SlaPolicyVersion) -> str | None:
+    ordered = clocks.ordered_class
+    return ordered if ordered is not None and ordered in policy.classes else None
 
 
 def _start(
@@ -200,7 +268,10 @@ def _met(clocks: Clocks, name: str, at: datetime, env: dict[str, Any]) -> list[I
     return [_stop(clock, ClockStopReason.MET, at, env)]
 
 
-def _class_of(clocks: Clocks) -> str:
+def _class_of(clocks: Clocks, policy: SlaPolicyVersion) -> str:
+    ordered = _ordered_class(clocks, policy)
+    if ordered is not None:
+        return ordered
     if clocks.last_assignment is not None:
         return clocks.last_assignment.sla_class
     resolve = clocks.by_name.get("resolve")

@@ -7,7 +7,7 @@ from nats.aio.client import Client as NatsClient
 from bench.harness import Figure, Stopwatch
 from bench.table import Row
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.factories import accepted, reported
+from tests.support.events.factories import accepted, reported
 
 
 async def append_new_incidents(client: NatsClient, count: int) -> Figure:

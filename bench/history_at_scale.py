@@ -21,7 +21,7 @@ from civicgrid.events import subjects, wire
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import INCIDENTS
-from civicgrid.events.testing.factories import accepted, reported
+from tests.support.events.factories import accepted, reported
 
 EVENTS_EACH = 8
 _FILLER = b'{"event_type":"filler"}' + b" " * 560

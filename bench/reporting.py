@@ -27,7 +27,7 @@ from civicgrid.reporting.facts import IncidentFact
 from civicgrid.reporting.figures import Dimension, Period, figures
 from civicgrid.reporting.projection import FactProjection
 from civicgrid.reporting.schema import incident_facts
-from civicgrid.reporting.testing.lives import Life
+from tests.support.reporting.lives import Life
 
 START = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 WINDOW = 256

@@ -41,6 +41,7 @@ from civicgrid.events.timers import TimerFiring
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.policy_store import publish_policy
+from tests.support import REPO_ROOT
 
 BENCH_POLICY = SlaPolicyVersion.model_validate(
     {
@@ -201,7 +202,7 @@ async def through_service(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "civicgrid.sla.testing_process",
+        "tests.support.sla_process",
         server.client_url,
         str(port),
         bucket,
@@ -209,6 +210,7 @@ async def through_service(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "CIVICGRID_LOG_LEVEL": "WARNING"},
+        cwd=REPO_ROOT,
     )
     try:
         async with httpx.AsyncClient() as http:

@@ -17,15 +17,15 @@ from civicgrid.city.datum import wgs84_to_gcj02
 from civicgrid.events.consumer import ConsumerSpec
 from civicgrid.events.incident_events import Assigned
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp, compose
 from civicgrid.intake.config import IntakeConfig
-from civicgrid.intake.testing import DEV_KEY, intake_settings, keys
 from civicgrid.routing.app import CONSUMER, build
 from civicgrid.routing.config import RoutingConfig, load_routing_config
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
+from tests.support.events.waiting import eventually
+from tests.support.intake import DEV_KEY, intake_settings, keys
 
 
 @pytest_asyncio.fixture

@@ -16,11 +16,11 @@ from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import ConsumerSpec, Delivery, PermanentFailure
 from civicgrid.events.dead_letters import DeadLetter
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.factories import reported
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
+from tests.support.events.factories import reported
+from tests.support.events.waiting import eventually
 
 
 async def test_the_dlq_keeps_letters_thirty_days_at_most_oldest_dropped_first(

@@ -17,11 +17,11 @@ import pytest
 import pytest_asyncio
 
 from civicgrid.events.streams import INCIDENTS
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.servicekit.orphans import die_with_parent
 from civicgrid.servicekit.seeds import NatsSeeds
 from tests.chaos.test_kill_services import check, progressed, settled
+from tests.support.events.waiting import eventually
 from tests.support.load import Load, report_bodies, shipped_city
 from tests.support.processes import SERVICES, Platform
 

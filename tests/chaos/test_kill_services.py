@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from civicgrid.events.incident_events import SlaBreached
-from civicgrid.events.testing.waiting import eventually
+from tests.support.events.waiting import eventually
 from tests.support.fast_sla import LADDER_LEVELS, publish_seconds_scale_policy
 from tests.support.figures import reporting_problems
 from tests.support.ledger import Ledger, read_ledger

@@ -14,7 +14,7 @@ from civicgrid.events.incident_events import (
     SlaBreached,
     SlaClockStarted,
 )
-from civicgrid.events.testing.factories import GRID_UNIT, reported
+from tests.support.events.factories import GRID_UNIT, reported
 from tests.support.ledger import Ledger
 
 ROUTING = Actor(kind=ActorKind.SERVICE, id="routing")

@@ -16,8 +16,8 @@ import pytest_asyncio
 
 from civicgrid.cli.supervisor import Supervisor
 from civicgrid.cli.up import keep_nats_running
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from tests.support.events.waiting import eventually
 
 
 class Said:

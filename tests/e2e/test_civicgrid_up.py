@@ -25,9 +25,9 @@ from nats.errors import Error as NatsError
 
 from civicgrid.cli.up import INSTANCE_PORT_STEP
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.factories import reported
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from tests.support.events.factories import reported
+from tests.support.events.waiting import eventually
 
 SERVICES = ("intake", "routing", "sla", "reporting")
 START_DEADLINE_S = 90.0

@@ -24,8 +24,8 @@ from civicgrid.cli.simulate.driver import Run, Simulation, Target
 from civicgrid.cli.simulate.scenario import Scenario
 from civicgrid.cli.simulate.tally import Tally
 from civicgrid.events.models import load_event_json
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import free_port
+from tests.support.events.waiting import eventually
 
 SERVICES = ("intake", "routing", "sla", "reporting")
 FAST_CONFIG = Path(__file__).resolve().parents[2] / "config" / "longgang-fast"

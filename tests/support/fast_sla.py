@@ -9,7 +9,7 @@ import nats
 from civicgrid.servicekit.seeds import NatsSeeds
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.policy_store import publish_policy
-from civicgrid.sla.testing import rung
+from tests.support.sla import rung
 
 LADDER_LEVELS = 2
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.reporting.facts import IncidentFact, project
 from civicgrid.reporting.figures import Dimension
-from civicgrid.reporting.testing.recount import recount
+from tests.support.events.waiting import eventually
 from tests.support.ledger import Ledger
+from tests.support.reporting.recount import recount
 
 CAUGHT_UP_WITHIN_S = 60.0
 

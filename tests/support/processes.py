@@ -21,9 +21,9 @@ import httpx
 from civicgrid.cli.credentials import Credentials, load_or_create
 from civicgrid.cli.nats_config import authorization_block
 from civicgrid.events.ownership import SERVICES
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port, wait_for_port
 from civicgrid.servicekit.orphans import die_with_parent
+from tests.support.events.waiting import eventually
 
 __all__ = ["SERVICES", "NatsCluster", "Platform", "ServiceProcess"]
 

@@ -34,9 +34,9 @@ from civicgrid.events.consumer import (
 from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.factories import accepted, reported
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.factories import accepted, reported
+from tests.support.events.waiting import eventually
 
 
 class Recorder:

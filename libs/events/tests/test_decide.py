@@ -18,7 +18,7 @@ from civicgrid.events.decide import (
 )
 from civicgrid.events.incident_events import Accepted
 from civicgrid.events.store import ConcurrencyConflict, EventStore, History
-from civicgrid.events.testing.factories import accepted, reported
+from tests.support.events.factories import accepted, reported
 
 
 async def _new_incident(store: EventStore) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from civicgrid.events.incident_events import Accepted, Reported
 from civicgrid.events.store import NO_EVENTS_YET, ConcurrencyConflict, EventStore
-from civicgrid.events.testing.factories import accepted, reported
+from tests.support.events.factories import accepted, reported
 
 
 async def test_history_of_a_new_incident_is_empty(store: EventStore) -> None:

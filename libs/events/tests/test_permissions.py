@@ -29,8 +29,8 @@ from civicgrid.events import durables, streams
 from civicgrid.events.durables import Durable
 from civicgrid.events.permissions import EXTERNAL_GRANT, SERVICE_GRANTS, Grant
 from civicgrid.events.streams import ensure_streams
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from tests.support.events.waiting import eventually
 
 GRANTS: dict[str, Grant] = {**SERVICE_GRANTS, "external": EXTERNAL_GRANT}
 REFUSED_WITHIN_S = 1.0

@@ -24,8 +24,8 @@ from civicgrid.events.projector import (
     ProjectorMetrics,
 )
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.factories import accepted, reported
-from civicgrid.events.testing.waiting import eventually
+from tests.support.events.factories import accepted, reported
+from tests.support.events.waiting import eventually
 
 
 @dataclass

@@ -13,8 +13,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from civicgrid.events import streams, timers
 from civicgrid.events.ids import new_incident_id
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.events.timers import TimerFiring
+from tests.support.events.waiting import eventually
 
 
 def firing(incident_id: str, stage: str, in_s: float, version: int = 1) -> TimerFiring:

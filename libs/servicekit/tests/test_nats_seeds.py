@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.servicekit.seeds import NatsSeeds, SeedsError
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings, SettingsError
+from tests.support.events.waiting import eventually
 
 
 def test_a_comma_separated_list_gives_every_seed_and_the_credentials_apart() -> None:

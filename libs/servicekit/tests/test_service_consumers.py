@@ -10,10 +10,10 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from civicgrid.events.consumer import ConsumerSpec, Decoded, Delivery
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
+from tests.support.events.waiting import eventually
 
 STREAM = "WATCHED"
 

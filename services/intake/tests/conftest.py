@@ -9,11 +9,13 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp, compose
 from civicgrid.intake.catalogue import InMemoryCatalogue
 from civicgrid.intake.config import IntakeConfig
-from civicgrid.intake.testing import (
+from civicgrid.servicekit.apicheck import serving
+from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     DEV_KEY,
     GRID,
     LIMITED_KEY,
@@ -25,8 +27,6 @@ from civicgrid.intake.testing import (
     rights,
     small_city,
 )
-from civicgrid.servicekit.apicheck import serving
-from civicgrid.servicekit.natsserver import EmbeddedNats
 
 
 @pytest.fixture(scope="session")

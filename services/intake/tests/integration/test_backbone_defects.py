@@ -6,8 +6,8 @@ import httpx
 from nats.js import JetStreamContext
 
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.intake.testing import COMMAND_CENTRE, DEPARTMENT, GRID, assign, stream_messages
+from tests.support.events.waiting import eventually
+from tests.support.intake import COMMAND_CENTRE, DEPARTMENT, GRID, assign, stream_messages
 
 from .test_commands import CENTRE, LEAD, Commands, new_incident
 from .test_commands import incident as incident  # the fixture

@@ -12,8 +12,8 @@ from nats.js import JetStreamContext
 
 from civicgrid.events.incident_events import SlaClassOrdered
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.intake.testing import (
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     COMMAND_CENTRE,
     DEV_KEY,
     GRID,

@@ -10,8 +10,8 @@ import pytest
 from nats.js import JetStreamContext
 
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.intake.testing import (
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     COMMAND_CENTRE,
     DEPARTMENT,
     GRID,

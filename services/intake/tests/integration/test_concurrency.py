@@ -20,7 +20,7 @@ from civicgrid.intake.app import IntakeApp
 from civicgrid.intake.domain.commands import Accept, Arrive, Extend
 from civicgrid.intake.errors import Refused
 from civicgrid.intake.handlers import Intake
-from civicgrid.intake.testing import DEPARTMENT, GRID, NEVER_MERGES, assign, next_place, start_clock
+from tests.support.intake import DEPARTMENT, GRID, NEVER_MERGES, assign, next_place, start_clock
 
 LEAD = {"unit": GRID.model_dump(mode="json")}
 

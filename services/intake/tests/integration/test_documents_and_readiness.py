@@ -7,9 +7,9 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
 from civicgrid.events.projector import Projector, ProjectorMetrics
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp, asyncapi_schema
 from civicgrid.intake.index import IncidentIndex
+from tests.support.events.waiting import eventually
 
 CHANNELS = ("hotline_12345", "police_110", "iot_sensor", "video_ai", "grid_patrol", "citizen_app")
 COMMANDS = (

@@ -10,13 +10,13 @@ import httpx
 from nats.js import JetStreamContext
 
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp
 from civicgrid.intake.catalogue import InMemoryCatalogue, Matter
 from civicgrid.intake.handlers import Intake
 from civicgrid.intake.index import IncidentIndex
 from civicgrid.intake.reports import CitizenAppReport
-from civicgrid.intake.testing import (
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     NEVER_MERGES,
     fresh_matter,
     next_place,

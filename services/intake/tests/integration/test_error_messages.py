@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from civicgrid.intake.testing import NEVER_MERGES, next_place
+from tests.support.intake import NEVER_MERGES, next_place
 
 
 def report(**fields: object) -> dict[str, object]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from civicgrid.intake.testing import DEV_KEY, NEVER_MERGES, POTHOLE, stream_messages
+from tests.support.intake import DEV_KEY, NEVER_MERGES, POTHOLE, stream_messages
 
 pytestmark = pytest.mark.usefixtures("intake")
 

@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 
 from civicgrid.city.datum import wgs84_to_gcj02
 from civicgrid.events.store import EventStore
-from civicgrid.intake.testing import (
+from tests.support.intake import (
     DEV_KEY,
     GRID,
     LIMITED_KEY,

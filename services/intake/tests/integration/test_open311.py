@@ -10,10 +10,10 @@ import httpx
 from nats.js import JetStreamContext
 
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp
 from civicgrid.intake.catalogue import InMemoryCatalogue
-from civicgrid.intake.testing import (
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     DEV_KEY,
     GRID,
     NEVER_MERGES,

@@ -12,7 +12,7 @@ from georeport import GeoReport
 from requests import HTTPError
 
 from civicgrid.intake.catalogue import InMemoryCatalogue
-from civicgrid.intake.testing import NEVER_MERGES, POTHOLE, next_place
+from tests.support.intake import NEVER_MERGES, POTHOLE, next_place
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])

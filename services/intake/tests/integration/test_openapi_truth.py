@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from civicgrid.intake.testing import DEV_KEY
 from civicgrid.servicekit.apicheck import check_openapi
+from tests.support.intake import DEV_KEY
 
 
 async def test_schemathesis_finds_the_document_truthful(served_root: str) -> None:

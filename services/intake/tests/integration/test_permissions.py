@@ -18,11 +18,12 @@ from nats.aio.client import Client as NatsClient
 from civicgrid.events.permissions import EXTERNAL_GRANT, SERVICE_GRANTS, Grant
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
-from civicgrid.events.testing.factories import reported
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp, compose
 from civicgrid.intake.config import IntakeConfig
-from civicgrid.intake.testing import (
+from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from tests.support.events.factories import reported
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     DEV_KEY,
     GRID,
     NEVER_MERGES,
@@ -32,7 +33,6 @@ from civicgrid.intake.testing import (
     next_place,
     small_city,
 )
-from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 
 EARLIER_EVENTS = 3000
 

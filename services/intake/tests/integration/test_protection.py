@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 from prometheus_client import generate_latest
 
 from civicgrid.intake.app import IntakeApp
-from civicgrid.intake.testing import (
+from tests.support.intake import (
     GRID,
     LIMITED_KEY,
     MAX_BODY_BYTES,

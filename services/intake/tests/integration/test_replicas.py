@@ -11,11 +11,12 @@ import httpx
 import pytest_asyncio
 
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import IntakeApp, compose
 from civicgrid.intake.catalogue import InMemoryCatalogue
 from civicgrid.intake.config import IntakeConfig
-from civicgrid.intake.testing import (
+from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     DEV_KEY,
     GRID,
     assign,
@@ -25,7 +26,6 @@ from civicgrid.intake.testing import (
     next_place,
     north_of,
 )
-from civicgrid.servicekit.natsserver import EmbeddedNats
 
 
 @pytest_asyncio.fixture

@@ -18,7 +18,7 @@ from civicgrid.intake.access import (
 )
 from civicgrid.intake.domain.commands import Accept, Extend
 from civicgrid.intake.errors import Refused
-from civicgrid.intake.testing import rights
+from tests.support.intake import rights
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -10,7 +10,7 @@ import pytest
 from civicgrid.intake.admission import admit
 from civicgrid.intake.errors import Refused
 from civicgrid.intake.reports import CitizenAppReport
-from civicgrid.intake.testing import POTHOLE, small_city
+from tests.support.intake import POTHOLE, small_city
 
 NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 

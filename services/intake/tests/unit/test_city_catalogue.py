@@ -12,7 +12,6 @@ from shapely.geometry import Point
 
 from civicgrid.city import default_config_dir, load_city
 from civicgrid.city.datum import wgs84_to_gcj02
-from civicgrid.events.testing.factories import reported
 from civicgrid.intake.admission import admit
 from civicgrid.intake.catalogue import InMemoryCatalogue
 from civicgrid.intake.city_catalogue import load_catalogue
@@ -21,6 +20,7 @@ from civicgrid.intake.errors import Refused
 from civicgrid.intake.open311 import request_of
 from civicgrid.intake.reports import CitizenAppReport, Location
 from civicgrid.intake.web.open311_routes import Form, _report_from
+from tests.support.events.factories import reported
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 DOWNTOWN_WGS84 = (120.5485, 27.5690)

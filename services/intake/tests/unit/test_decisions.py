@@ -18,7 +18,6 @@ from civicgrid.events.incident_events import (
     SlaClockStarted,
     SlaClockStopped,
 )
-from civicgrid.events.testing.factories import reported
 from civicgrid.intake.domain.commands import (
     Accept,
     Arrive,
@@ -43,7 +42,8 @@ from civicgrid.intake.domain.decisions import (
     decide_merge,
 )
 from civicgrid.intake.domain.state import IncidentState, Stage, apply, fold
-from civicgrid.intake.testing import COMMAND_CENTRE, DEPARTMENT, GRID, OTHER_GRID
+from tests.support.events.factories import reported
+from tests.support.intake import COMMAND_CENTRE, DEPARTMENT, GRID, OTHER_GRID
 
 NOW = datetime(2026, 9, 24, 2, 0, tzinfo=UTC)
 ROUTING = Actor(kind=ActorKind.SERVICE, id="routing")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from civicgrid.events.base import GeoPoint
-from civicgrid.events.testing.factories import reported
 from civicgrid.intake.domain.duplicates import DuplicateRule, best_match, distance_m, match
 from civicgrid.intake.domain.state import fold
-from civicgrid.intake.testing import north_of
+from tests.support.events.factories import reported
+from tests.support.intake import north_of
 
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 RULE = DuplicateRule(radius_m=100, window_minutes=60)

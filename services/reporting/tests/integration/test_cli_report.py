@@ -17,10 +17,10 @@ import pytest
 from nats.js import JetStreamContext
 
 from civicgrid.events import streams, wire
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.reporting.testing.lives import Life
-from civicgrid.reporting.testing.process import ReportingProcess
 from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.waiting import eventually
+from tests.support.reporting.lives import Life
+from tests.support.reporting.process import ReportingProcess
 
 START = datetime.now(UTC) - timedelta(hours=2)
 

@@ -18,10 +18,10 @@ from nats.js import JetStreamContext
 
 from civicgrid.events import streams, wire
 from civicgrid.events.incident_events import HandlingLevel
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.reporting.testing.lives import Life
-from civicgrid.reporting.testing.process import ReportingProcess
 from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.waiting import eventually
+from tests.support.reporting.lives import Life
+from tests.support.reporting.process import ReportingProcess
 
 playwright_api = pytest.importorskip(
     "playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')"

@@ -16,13 +16,13 @@ from nats.js import JetStreamContext
 
 from civicgrid.events import streams, wire
 from civicgrid.events.incident_events import HandlingLevel
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.reporting.facts import IncidentFact, project
 from civicgrid.reporting.figures import Dimension
-from civicgrid.reporting.testing.lives import Life
-from civicgrid.reporting.testing.process import ReportingProcess
-from civicgrid.reporting.testing.recount import recount
 from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.waiting import eventually
+from tests.support.reporting.lives import Life
+from tests.support.reporting.process import ReportingProcess
+from tests.support.reporting.recount import recount
 
 START = datetime.now(UTC) - timedelta(days=1)
 

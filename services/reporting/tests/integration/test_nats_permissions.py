@@ -19,9 +19,9 @@ from civicgrid.events.dead_letters import DeadLetter
 from civicgrid.events.permissions import authorization_config
 from civicgrid.events.streams import ensure_streams
 from civicgrid.reporting.app import build
-from civicgrid.reporting.testing.lives import Life
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.servicekit.settings import ServiceSettings
+from tests.support.reporting.lives import Life
 
 PASSWORDS = {"admin": "admin-secret", "reporting": "reporting-secret"}
 

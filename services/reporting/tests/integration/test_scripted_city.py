@@ -25,15 +25,15 @@ from sqlalchemy import update
 from civicgrid.events import wire
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.incident_events import Channel, HandlingLevel, ReturnReason
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.reporting.app import build
 from civicgrid.reporting.read_side import ReadSide
 from civicgrid.reporting.schema import projection_checkpoints
-from civicgrid.reporting.testing.lives import Life
 from civicgrid.servicekit.apicheck import check_openapi, serving
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
+from tests.support.events.waiting import eventually
+from tests.support.reporting.lives import Life
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 on a Monday in the city
 NOW = START + timedelta(days=10)  # minute 14400

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from civicgrid.events.projector import PositionMoved, ProjectedEvent
 from civicgrid.reporting.fact_store import FactStore
 from civicgrid.reporting.schema import incident_facts
-from civicgrid.reporting.testing.lives import Life
+from tests.support.reporting.lives import Life
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 

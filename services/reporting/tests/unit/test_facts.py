@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from civicgrid.events.base import UnitKind, UnitRef
 from civicgrid.events.incident_events import HandlingLevel, ReturnReason, SlaClassOrdered
 from civicgrid.reporting.facts import IncidentFact, project
-from civicgrid.reporting.testing.lives import Life
+from tests.support.reporting.lives import Life
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 

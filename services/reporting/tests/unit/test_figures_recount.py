@@ -1,6 +1,6 @@
 """For random event sequences, the SQL figures equal a plain-Python recount of the same facts.
 
-The recount (civicgrid.reporting.testing.recount) restates every definition without SQL; the
+The recount (tests.support.reporting.recount) restates every definition without SQL; the
 facts come from folding the events in Python, independently of the database's fold.
 """
 
@@ -19,8 +19,8 @@ from civicgrid.events.projector import ProjectedEvent
 from civicgrid.reporting.fact_store import FactStore
 from civicgrid.reporting.facts import IncidentFact, project
 from civicgrid.reporting.figures import Dimension, FigureRow, Period, figures
-from civicgrid.reporting.testing.lives import Life
-from civicgrid.reporting.testing.recount import recount
+from tests.support.reporting.lives import Life
+from tests.support.reporting.recount import recount
 
 START = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 NOW = START + timedelta(days=3)

@@ -20,10 +20,10 @@ from civicgrid.events.consumer import ConsumerSpec
 from civicgrid.events.store import EventStore
 from civicgrid.routing.app import CONSUMER, build
 from civicgrid.routing.config import RoutingConfig, load_routing_config
-from civicgrid.routing.testing import Incidents, StartRouting
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
+from tests.support.routing import Incidents, StartRouting
 
 
 @pytest.fixture(scope="session")

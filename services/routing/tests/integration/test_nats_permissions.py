@@ -15,12 +15,12 @@ from civicgrid.events.incident_events import Assigned, HandlingLevel
 from civicgrid.events.permissions import authorization_config
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.routing.app import build
 from civicgrid.routing.config import RoutingConfig
-from civicgrid.routing.testing import reported_at
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.servicekit.settings import ServiceSettings
+from tests.support.events.waiting import eventually
+from tests.support.routing import reported_at
 
 PASSWORDS = {"admin": "admin-secret", "routing": "routing-secret"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from civicgrid.routing.testing import StartRouting
 from civicgrid.servicekit.apicheck import check_openapi, serving
+from tests.support.routing import StartRouting
 
 
 async def test_schemathesis_finds_the_document_truthful(start_routing: StartRouting) -> None:

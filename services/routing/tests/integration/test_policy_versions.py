@@ -23,8 +23,8 @@ from civicgrid.routing.policy import (
     publish_policy,
     version_key,
 )
-from civicgrid.routing.testing import Incidents, StartRouting, returned_by
 from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.routing import Incidents, StartRouting, returned_by
 
 
 def version_2(config: RoutingConfig, **changes: Any) -> RoutingPolicy:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from civicgrid.events.incident_events import HandlingLevel, ReturnReason
-from civicgrid.routing.testing import Incidents, StartRouting, reopened, returned_by, whistle
+from tests.support.routing import Incidents, StartRouting, reopened, returned_by, whistle
 
 
 async def test_a_reported_incident_is_assigned_to_the_grid_it_is_in(

@@ -6,9 +6,9 @@ import asyncio
 import random
 
 from civicgrid.events.incident_events import Escalated, Reported
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.routing.testing import Incidents, StartRouting, whistle
 from civicgrid.servicekit.service import Service
+from tests.support.events.waiting import eventually
+from tests.support.routing import Incidents, StartRouting, whistle
 
 INCIDENTS = 150
 

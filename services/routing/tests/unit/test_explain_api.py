@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from civicgrid.routing.domain import RoutingPolicy
 from civicgrid.routing.http import install_explain
 from civicgrid.routing.policy import PolicyMissing
-from civicgrid.routing.testing import (
+from tests.support.routing import (
     ILLEGAL_PARKING,
     POLICY_V1,
     STREET_VENDING,

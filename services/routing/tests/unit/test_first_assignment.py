@@ -7,7 +7,7 @@ import pytest
 from civicgrid.events.base import UnitKind
 from civicgrid.events.incident_events import HandlingLevel, Jurisdiction
 from civicgrid.routing.domain import Context, MatterOverride, RoutingPolicy, route_new_report
-from civicgrid.routing.testing import (
+from tests.support.routing import (
     CROSS_DEPARTMENT,
     ILLEGAL_PARKING,
     NEIGHBOUR_DISPUTE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from civicgrid.events.base import UnitKind, UnitRef
 from civicgrid.events.incident_events import HandlingLevel, ReturnReason
 from civicgrid.routing.domain import RoutingPolicy
-from civicgrid.routing.testing import (
+from tests.support.routing import (
     CROSS_DEPARTMENT,
     ILLEGAL_PARKING,
     NEIGHBOUR_DISPUTE,

@@ -6,7 +6,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from civicgrid.events.incident_events import Assigned, ReturnReason
-from civicgrid.events.testing.memory_store import InMemoryStore
 from civicgrid.routing.domain import RoutingPolicy, plan_routing
 from civicgrid.routing.handlers import (
     RoutingPorts,
@@ -15,7 +14,8 @@ from civicgrid.routing.handlers import (
     handle,
 )
 from civicgrid.routing.metrics import RoutingMetrics
-from civicgrid.routing.testing import (
+from tests.support.events.memory_store import InMemoryStore
+from tests.support.routing import (
     POLICY_V1,
     FakeCity,
     IncidentScript,

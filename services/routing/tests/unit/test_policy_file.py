@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from civicgrid.routing.policy import problems_with, read_policy_file
-from civicgrid.routing.testing import FakeCity
+from tests.support.routing import FakeCity
 
 HEAD = "policy_version: 2\nmax_returns_before_final_ruling: 2\nnearest_grid_tolerance_m: 300\n"
 

@@ -7,7 +7,7 @@ import pytest
 from civicgrid.events.base import GeoPoint
 from civicgrid.events.incident_events import Assigned, HandlingLevel, ReturnReason
 from civicgrid.routing.domain import RoutingPolicy
-from civicgrid.routing.testing import (
+from tests.support.routing import (
     ILLEGAL_PARKING,
     NEIGHBOUR_DISPUTE,
     OVERFLOWING_BINS,

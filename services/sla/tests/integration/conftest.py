@@ -26,8 +26,8 @@ from civicgrid.sla.app import CLOCKS_CONSUMER, TIMERS_CONSUMER, SlaApp, compose
 from civicgrid.sla.config import SlaConfig, load_sla_config
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.policy_store import publish_policy
-from civicgrid.sla.testing import beyond_the_holiday_data, policy, rung
-from civicgrid.sla.testing_nats import SlaWorld
+from tests.support.sla import beyond_the_holiday_data, policy, rung
+from tests.support.sla_nats import SlaWorld
 
 StartSla = Callable[..., Awaitable[SlaApp]]
 

@@ -22,11 +22,14 @@ from civicgrid.events.incident_events import (
     SlaClockStopped,
 )
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.intake.app import compose as compose_intake
 from civicgrid.intake.config import IntakeConfig
 from civicgrid.intake.open311 import w3
-from civicgrid.intake.testing import (
+from civicgrid.servicekit.natsserver import EmbeddedNats
+from civicgrid.sla.config import SlaConfig
+from civicgrid.sla.domain.policy import SlaPolicyVersion
+from tests.support.events.waiting import eventually
+from tests.support.intake import (
     COMMAND_CENTRE,
     DEV_KEY,
     NEVER_MERGES,
@@ -36,11 +39,8 @@ from civicgrid.intake.testing import (
     next_place,
     small_city,
 )
-from civicgrid.servicekit.natsserver import EmbeddedNats
-from civicgrid.sla.config import SlaConfig
-from civicgrid.sla.domain.policy import SlaPolicyVersion
-from civicgrid.sla.testing import policy, rung
-from civicgrid.sla.testing_nats import SlaWorld
+from tests.support.sla import policy, rung
+from tests.support.sla_nats import SlaWorld
 
 from .conftest import StartSla
 

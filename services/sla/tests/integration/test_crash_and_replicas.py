@@ -19,11 +19,12 @@ from nats.js import JetStreamContext
 
 from civicgrid.events import streams
 from civicgrid.events.incident_events import SlaClockStarted
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.servicekit.service import Service
-from civicgrid.sla.testing import Script
-from civicgrid.sla.testing_nats import SlaWorld, labels
+from tests.support import REPO_ROOT
+from tests.support.events.waiting import eventually
+from tests.support.sla import Script
+from tests.support.sla_nats import SlaWorld, labels
 
 from .conftest import StartSla
 
@@ -48,10 +49,11 @@ class SlaProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "civicgrid.sla.testing_process", *self.args],
+                [sys.executable, "-m", "tests.support.sla_process", *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=REPO_ROOT,
             )
 
     async def ready(self) -> None:

@@ -17,9 +17,9 @@ from civicgrid.events.incident_events import (
     SlaWarning,
 )
 from civicgrid.events.notifications import SlaNotification
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.sla.testing import GRID_B
-from civicgrid.sla.testing_nats import SlaWorld, labels
+from tests.support.events.waiting import eventually
+from tests.support.sla import GRID_B
+from tests.support.sla_nats import SlaWorld, labels
 
 from .conftest import StartSla
 

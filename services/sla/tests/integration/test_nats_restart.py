@@ -15,13 +15,13 @@ import pytest
 from civicgrid.events.incident_events import SlaClockStarted
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from civicgrid.sla.app import compose
 from civicgrid.sla.config import SlaConfig
 from civicgrid.sla.policy_store import publish_policy
-from civicgrid.sla.testing import Script
-from civicgrid.sla.testing_nats import SlaWorld, labels
+from tests.support.events.waiting import eventually
+from tests.support.sla import Script
+from tests.support.sla_nats import SlaWorld, labels
 
 from .conftest import SECOND_SCALE, sla_settings
 

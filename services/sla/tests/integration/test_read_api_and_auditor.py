@@ -11,11 +11,11 @@ from nats.js import JetStreamContext
 
 from civicgrid.events import timers
 from civicgrid.events.incident_events import SlaBreached, SlaClockStarted
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.app import SlaApp
-from civicgrid.sla.testing import GRID_B
-from civicgrid.sla.testing_nats import SlaWorld, labels
+from tests.support.events.waiting import eventually
+from tests.support.sla import GRID_B
+from tests.support.sla_nats import SlaWorld, labels
 
 from .conftest import StartSla
 

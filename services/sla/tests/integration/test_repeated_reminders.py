@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from civicgrid.events.incident_events import Escalated, SlaClockStarted
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.sla.domain.policy import SlaPolicyVersion
-from civicgrid.sla.testing import policy, rung
-from civicgrid.sla.testing_nats import SlaWorld
+from tests.support.events.waiting import eventually
+from tests.support.sla import policy, rung
+from tests.support.sla_nats import SlaWorld
 
 from .conftest import StartSla
 

@@ -14,15 +14,15 @@ from civicgrid.events import streams
 from civicgrid.events.consumer import ConsumerSpec
 from civicgrid.events.incident_events import Assigned, Escalated, SlaClockStarted
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.routing.app import CONSUMER as ROUTING_CONSUMER
 from civicgrid.routing.app import build as build_routing
 from civicgrid.routing.config import load_routing_config
-from civicgrid.routing.testing import Incidents
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
-from civicgrid.sla.testing_nats import SlaWorld
+from tests.support.events.waiting import eventually
+from tests.support.routing import Incidents
+from tests.support.sla_nats import SlaWorld
 
 from .conftest import StartSla
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from civicgrid.events.incident_events import ClockStopReason, SlaClockStarted, SlaClockStopped
 from civicgrid.sla.domain.clocks import Status
 from civicgrid.sla.domain.decide import Firing, default_notify_unit, judge_firing, walk
-from civicgrid.sla.testing import GRID_A, GRID_B, types_of
+from tests.support.sla import GRID_A, GRID_B, types_of
 
 from .test_clock_rules import CALENDAR, POLICY, Incident
 

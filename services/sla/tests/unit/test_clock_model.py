@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from civicgrid.events.base import IncidentEvent
 from civicgrid.sla.domain.calendar import build_calendar
 from civicgrid.sla.domain.decide import walk
-from civicgrid.sla.testing import GRID_A, GRID_B, Script, policy
+from tests.support.sla import GRID_A, GRID_B, Script, policy
 
 CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")
 POLICY = policy()

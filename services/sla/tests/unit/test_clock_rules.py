@@ -21,7 +21,7 @@ from civicgrid.sla.domain.decide import (
     walk,
 )
 from civicgrid.sla.domain.policy import SlaPolicyVersion
-from civicgrid.sla.testing import GRID_A, GRID_B, Script, policy, rung, types_of
+from tests.support.sla import GRID_A, GRID_B, Script, policy, rung, types_of
 
 T0 = datetime(2026, 6, 2, 2, 0, tzinfo=UTC)
 CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")

@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from civicgrid.events.testing.memory_store import InMemoryStore
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.calendar import build_calendar
 from civicgrid.sla.domain.decide import default_notify_unit, walk
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.handlers import SlaPorts, when_incident_event
 from civicgrid.sla.metrics import SlaMetrics
-from civicgrid.sla.testing import Script, policy
+from tests.support.events.memory_store import InMemoryStore
+from tests.support.sla import Script, policy
 
 CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")
 POLICY = policy()

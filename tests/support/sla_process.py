@@ -1,6 +1,6 @@
 """Runs one sla service as its own process for tests that kill it (``kill -9``).
 
-    python -m civicgrid.sla.testing_process <nats url> <http port> <policy bucket> <suffix>
+    python -m tests.support.sla_process <nats url> <http port> <policy bucket> <suffix>
 
 The durables are ``sla-clocks-<suffix>`` and ``sla-timers-<suffix>`` (starting at new messages,
 so other tests' incidents in the shared streams do not reach it).

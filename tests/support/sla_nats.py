@@ -10,8 +10,8 @@ from nats.js import JetStreamContext
 from civicgrid.events import timers
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.store import EventStore
-from civicgrid.events.testing.waiting import eventually
-from civicgrid.sla.testing import Script
+from tests.support.events.waiting import eventually
+from tests.support.sla import Script
 
 
 class SlaWorld:

@@ -35,12 +35,12 @@ from civicgrid.events.incident_events import (
 from civicgrid.events.store import (
     EventStore,
 )
-from civicgrid.events.testing.waiting import eventually
 from civicgrid.routing.config import RoutingConfig
 from civicgrid.routing.domain.city import AreaKind, Place, Unit
 from civicgrid.routing.domain.decide import plan_routing
 from civicgrid.routing.domain.policy import RoutingPolicy
 from civicgrid.servicekit.service import Service
+from tests.support.events.waiting import eventually
 
 _M_PER_DEG_LAT = 111_195.0
 _M_PER_DEG_LON = _M_PER_DEG_LAT * math.cos(math.radians(27.505))

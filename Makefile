@@ -39,9 +39,13 @@ run: $(STAMP)
 run-fast: $(STAMP)
 	$(BIN)/civicgrid up --config config/longgang-fast --data-dir data-fast
 
+# One pytest worker per core (pytest-xdist); a module's tests stay on one worker, so its
+# module-scoped platform (a `civicgrid up`, a cluster) starts once.
+TEST_WORKERS ?= auto
+
 test: lock-check $(STAMP)
 	bash tools/system-deps.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

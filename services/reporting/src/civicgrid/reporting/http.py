@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.engine import Engine
 
 from civicgrid.reporting import durations, queries
+from civicgrid.reporting.admin_auth import ADMIN_ERRORS, require_admin
 from civicgrid.reporting.facts import FACT_COLUMNS
 from civicgrid.reporting.figures import HEADLINE_TARGET, RATIOS, Dimension, FigureRow, Period
 
@@ -119,7 +120,12 @@ def install_api(
     names: dict[str, str],
     communities: dict[str, list[str]],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    admin_token: str | None = None,
 ) -> None:
+    """``admin_token``: what ``/api/v1/admin/*`` wants as a bearer token; None lets loopback
+    callers in without one and refuses everyone else (civicgrid.reporting.admin_auth)."""
+
     async def ready(min_sequence: int | None) -> Engine:
         try:
             engine = side.engine()
@@ -354,7 +360,8 @@ def install_api(
         status_code=202,
         tags=["admin"],
         summary="Build a fresh read model from the stream's start; switch to it when caught up",
-        responses={503: ERRORS[503]},
+        responses={503: ERRORS[503], **ADMIN_ERRORS},
+        dependencies=[Depends(require_admin(admin_token))],
     )
     async def rebuild() -> dict[str, Any]:
         await ready(None)

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from civicgrid.city.workcalendar import build_calendar
 from civicgrid.reporting.admin_auth import ADMIN_TOKEN_ENV, admin_token
 from civicgrid.reporting.http import install_api
 
@@ -56,7 +57,8 @@ def sqlite_engine(tmp_path: Any) -> Engine:
 def make_app(engine: Engine, token: str | None) -> tuple[FastAPI, CountingSide]:
     app = FastAPI()
     side = CountingSide(engine)
-    install_api(app, side, {}, {}, admin_token=token)
+    calendar = build_calendar("Asia/Shanghai", "chinese-calendar")
+    install_api(app, side, {}, {}, calendar=calendar, admin_token=token)
     return app, side
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from civicgrid.city import default_config_dir, load_city
 from civicgrid.city.city import City
+from civicgrid.city.workcalendar import calendar_from_config
 from civicgrid.events import streams, subjects
 from civicgrid.events.projector import ProjectorMetrics
 from civicgrid.reporting.admin_auth import admin_token as configured_token
@@ -62,7 +63,13 @@ def build(
     names |= {u.id: u.name for u in city.units}
     communities = {c.id: [g.id for g in city.grids_in(c.id)] for c in city.communities}
     install_api(
-        service.http, side, names, communities, now, admin_token=admin_token or configured_token()
+        service.http,
+        side,
+        names,
+        communities,
+        now,
+        calendar=calendar_from_config(city.calendar),
+        admin_token=admin_token or configured_token(),
     )
     install_dashboard(service.http, CityMap(city))
     service.http.state.read_side = side

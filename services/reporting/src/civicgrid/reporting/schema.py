@@ -110,6 +110,56 @@ incident_facts = Table(
     Index("ix_incident_facts_reported_at", "reported_at"),
     Index("ix_incident_facts_community", "community_id", "reported_at"),
     Index("ix_incident_facts_open", "closed_at", "resolve_due_at"),
+    # figure_cells' refresh reads one (day, community) at a time through it.
+    Index("ix_incident_facts_day_community", "reported_day", "community_id"),
+)
+
+# Every additive figure per (local day of report, community): the statistics per community,
+# per day and for the city are sums of these few thousand rows instead of a pass over every
+# incident. The projection refreshes the cells its batch touched, in the batch's transaction
+# (figures.refresh_cells); "overdue now" depends on the hour, so it is counted from the facts.
+CELL_FIGURES = (
+    "reported",
+    "merged",
+    "open",
+    "resolved",
+    "warnings",
+    "breaches",
+    "escalations",
+    "returns_wrong_jurisdiction",
+    "returns_not_our_duty",
+    "returns_unclear_ownership",
+    "returns_insufficient_information",
+    "returns_other",
+    "escalated_level_1",
+    "escalated_level_2",
+    "escalated_level_3",
+    "escalated_level_4",
+    *(
+        f"{ratio}__{part}"
+        for ratio in (
+            "headline",
+            "accept_on_time",
+            "arrive_on_time",
+            "resolve_on_time",
+            "closed",
+            "first_time_resolved",
+            "returned",
+            "extended",
+            "reopened",
+            "satisfied",
+        )
+        for part in ("n", "d")
+    ),
+)
+NO_COMMUNITY = ""  # a key column cannot be NULL: incidents not (yet) in a community
+
+figure_cells = Table(
+    "figure_cells",
+    metadata,
+    Column("reported_day", String(10), primary_key=True),
+    Column("community_key", String, primary_key=True),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in CELL_FIGURES),
 )
 
 projection_checkpoints = Table(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -120,7 +121,8 @@ RATIOS: tuple[Ratio, ...] = (
             and_(
                 _resolved,
                 not_(_is(f.c.reached_department)),
-                f.c.resolved_level.in_(sorted(LOCAL_LEVELS)),
+                # Not in_(): an expanding IN cannot run in an executemany (refresh_cells).
+                or_(*(f.c.resolved_level == level for level in sorted(LOCAL_LEVELS))),
             )
         ),
         _count(_resolved),
@@ -244,17 +246,38 @@ def _cells_of(condition: ColumnElement[bool]) -> Any:
     )
 
 
+_CELL_COLUMNS = ["reported_day", "community_key", *CELL_FIGURES]
+# Built once: the projection refreshes cells in every batch, and building these expressions
+# (and their cache keys) cost more than running them.
+_DELETE_CELL = delete(c).where(
+    c.c.reported_day == bindparam("day"), c.c.community_key == bindparam("key")
+)
+_INSERT_CELL = insert(c).from_select(
+    _CELL_COLUMNS,
+    _cells_of(and_(f.c.reported_day == bindparam("day"), f.c.community_id == bindparam("key"))),
+)
+_INSERT_CELL_WITHOUT_COMMUNITY = insert(c).from_select(
+    _CELL_COLUMNS,
+    _cells_of(and_(f.c.reported_day == bindparam("day"), f.c.community_id.is_(None))),
+)
+
+
 def refresh_cells(connection: Connection, keys: Iterable[tuple[str, str | None]]) -> None:
     """Recount the cells of these (day, community) pairs from their facts, in the caller's
     transaction. A cell left with no incident disappears."""
-    columns = ["reported_day", "community_key", *CELL_FIGURES]
-    for day, community in sorted(keys, key=lambda k: (k[0], k[1] or "")):
-        key = community if community is not None else NO_COMMUNITY
-        connection.execute(delete(c).where(c.c.reported_day == day, c.c.community_key == key))
-        same = f.c.community_id.is_(None) if community is None else f.c.community_id == community
-        connection.execute(
-            insert(c).from_select(columns, _cells_of(and_(f.c.reported_day == day, same)))
-        )
+    cells = [
+        {"day": day, "key": NO_COMMUNITY if community is None else community}
+        for day, community in keys
+    ]
+    if not cells:
+        return
+    connection.execute(_DELETE_CELL, cells)
+    placed = [cell for cell in cells if cell["key"] != NO_COMMUNITY]
+    if placed:
+        connection.execute(_INSERT_CELL, placed)
+    unplaced = [{"day": cell["day"]} for cell in cells if cell["key"] == NO_COMMUNITY]
+    if unplaced:
+        connection.execute(_INSERT_CELL_WITHOUT_COMMUNITY, unplaced)
 
 
 def rebuild_cells(connection: Connection) -> None:

@@ -339,7 +339,7 @@ def _from_cells(
         .where(*conditions)
         .group_by(key)
     )
-    # Overdue depends on the hour: counted from the open facts (index ix_incident_facts_open).
+    # Overdue depends on the hour: counted from the open facts (ix_incident_facts_overdue).
     fact_key = DIMENSION_COLUMNS[dimension].label("key")
     late = and_(period.condition(), _overdue(now))
     if community is not None:

@@ -109,7 +109,18 @@ incident_facts = Table(
     Column("rating", Integer),
     Index("ix_incident_facts_reported_at", "reported_at"),
     Index("ix_incident_facts_community", "community_id", "reported_at"),
-    Index("ix_incident_facts_open", "closed_at", "resolve_due_at"),
+    # "Overdue now" per community, day or city, and the overdue list: the open, unresolved
+    # rows only, read from the index alone (migration 0004; it replaced ix_incident_facts_open).
+    Index(
+        "ix_incident_facts_overdue",
+        "closed_at",
+        "resolved_at",
+        "resolve_on_time",
+        "resolve_due_at",
+        "reported_at",
+        "reported_day",
+        "community_id",
+    ),
     # figure_cells' refresh reads one (day, community) at a time through it.
     Index("ix_incident_facts_day_community", "reported_day", "community_id"),
 )

@@ -1,5 +1,6 @@
-"""The projection's database side: fold a batch into the fact rows and move the checkpoint,
-all in one transaction, so a crash leaves either both or neither."""
+"""The projection's database side: fold a batch into the fact rows, recount the figure cells
+they touched, and move the checkpoint, all in one transaction, so a crash leaves all or
+nothing."""
 
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 Every definition lives here once; the tests recount the same definitions in plain Python from
 the folded events and compare. Dates are the city's local days of the report (``from`` and
 ``to`` inclusive).
+
+Per community, per day and for the city the figures are sums over ``figure_cells`` (the same
+definitions, aggregated per local day and community by ``refresh_cells`` as the projection
+writes), so a wall display's poll does not pass over every incident of the year.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ CUSTOM_KINDS = {
 # Secrets an operator creates before applying prod (deploy/k8s/README.md); dev generates
 # its own.
 NATS_SECRETS = {f"civicgrid-nats-{user}" for user in USERS}
-OPERATOR_SECRETS = NATS_SECRETS | {"civicgrid-intake-api-keys"}
+OPERATOR_SECRETS = NATS_SECRETS | {"civicgrid-intake-api-keys", "civicgrid-reporting-admin"}
 EXTERNAL_SECRETS = {
     "base": OPERATOR_SECRETS,
     "dev": set(),
@@ -374,6 +374,8 @@ def test_dev_brings_every_secret_it_uses() -> None:
     for user in USERS:
         secret = dev.generated("Secret", f"civicgrid-nats-{user}")
         assert set(secret["data"]) == {"password"}, secret["metadata"]["name"]
+    admin = dev.generated("Secret", "civicgrid-reporting-admin")
+    assert set(admin["data"]) == {"token"}
 
 
 def test_network_policies_admit_only_http_from_outside_and_only_nats_and_dns_out(
@@ -486,6 +488,9 @@ def test_reporting_keeps_its_read_model_on_a_claim_per_replica(rendering: Render
         assert url == {"name": "civicgrid-reporting-db", "key": "url"}
     else:
         assert "CIVICGRID_REPORTING_DB" not in env, "dev and base: SQLite on the claim"
+    # Admin calls (a rebuild) want the token from a Secret: without one, only loopback.
+    token = env["CIVICGRID_REPORTING_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token["name"].startswith("civicgrid-reporting-admin") and token["key"] == "token"
 
 
 def test_prod_talks_tls_to_nats_and_trusts_only_its_ca() -> None:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from civicgrid.city.workcalendar import CalendarNotCovered, DeclaredSchedule
 from civicgrid.events.base import Actor, ActorKind, GeoPoint, IncidentEvent, UnitKind, UnitRef
 from civicgrid.events.ids import new_incident_id
 from civicgrid.events.incident_events import (
@@ -28,7 +29,6 @@ from civicgrid.events.incident_events import (
     Suspended,
 )
 from civicgrid.sla.config import SlaConfig
-from civicgrid.sla.domain.calendar import CalendarNotCovered, DeclaredSchedule
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 
 GRID_A = UnitRef(kind=UnitKind.GRID, id="c01-g001")

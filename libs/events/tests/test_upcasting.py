@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
 from civicgrid.events.incident_events import Reported
-from civicgrid.events.models import UnknownEventType, load_event
+from civicgrid.events.models import UnknownEventType, load_event, load_event_json
 from civicgrid.events.upcasting import UpcastError
 
 V1_REPORTED = {
@@ -67,3 +69,41 @@ def test_a_field_added_by_a_newer_producer_is_ignored_not_refused() -> None:
     event = load_event(current)
     assert isinstance(event, Reported)
     assert "priority_hint" not in event.model_dump()
+
+
+# load_event_json: the bytes path consumers use (current versions parsed by pydantic-core in
+# one step); it must load and refuse exactly as load_event does.
+
+
+def as_bytes(data: dict[str, object]) -> bytes:
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def test_from_bytes_an_old_version_is_upcast_and_a_current_one_equals_load_event() -> None:
+    old = load_event_json(as_bytes(V1_REPORTED))
+    assert old == load_event(dict(V1_REPORTED))
+    current = old.model_dump(mode="json")
+    assert load_event_json(as_bytes(current)) == load_event(current) == old
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"schema_version": 9}, UpcastError, "newer"),
+        ({"event_type": "teleported"}, UnknownEventType, "teleported"),
+        ({"occurred_at": "2026-09-24T10:00:00"}, ValidationError, "timezone"),
+    ],
+)
+def test_from_bytes_what_load_event_refuses_is_refused_alike(
+    change: dict[str, object], error: type[Exception], match: str
+) -> None:
+    current = load_event(dict(V1_REPORTED)).model_dump(mode="json")
+    with pytest.raises(error, match=match):
+        load_event_json(as_bytes({**current, **change}))
+
+
+def test_from_bytes_not_json_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        load_event_json(b"{not json")
+    with pytest.raises(ValueError, match="must be an object"):
+        load_event_json(b"[1, 2]")

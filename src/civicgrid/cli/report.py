@@ -4,6 +4,7 @@ a terminal. The figures are the API's, never recomputed here."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -12,6 +13,8 @@ import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8084"
 REBUILD_POLL_S = 0.5
+# The same variable the service reads (civicgrid.reporting.admin_auth).
+ADMIN_TOKEN_ENV = "CIVICGRID_REPORTING_ADMIN_TOKEN"
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("key", "community"),
@@ -101,7 +104,10 @@ def report(url: str, start: str | None, end: str | None, fmt: str, out: TextIO) 
 def rebuild(url: str, wait: bool, timeout_s: float, out: TextIO) -> int:
     base = url.rstrip("/")
     try:
-        response = httpx.post(f"{base}/api/v1/admin/rebuild", timeout=30)
+        # The service's admin token, where it has one (on loopback, none is needed).
+        token = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = httpx.post(f"{base}/api/v1/admin/rebuild", headers=headers, timeout=30)
         if response.status_code != 202:
             print(f"civicgrid reporting rebuild: {_detail(response)}", file=sys.stderr)
             return 1

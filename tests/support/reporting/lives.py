@@ -160,13 +160,23 @@ class Life:
     def reopen(self, minute: float) -> Life:
         return self._add(Reopened, minute, reason="not fixed")
 
-    def clock(self, minute: float, clock: str, due_minute: float) -> Life:
+    def clock(
+        self,
+        minute: float,
+        clock: str,
+        due_minute: float,
+        *,
+        duration: str | None = None,
+        sla_class: str = "standard",
+    ) -> Life:
+        """``duration`` as sla writes it ("30m", "5wd"); None as a producer before the field."""
         version = self.clock_versions[clock] = self.clock_versions.get(clock, 0) + 1
         return self._add(
             SlaClockStarted,
             minute,
             clock=clock,
-            sla_class="standard",
+            sla_class=sla_class,
+            duration=duration,
             started_at=self.at(minute),
             due_at=self.at(due_minute),
             warn_at=self.at(minute + (due_minute - minute) * 0.8),

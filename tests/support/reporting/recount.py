@@ -4,8 +4,10 @@ the SQL in figures.py (same definitions, written again without SQL)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from civicgrid.city.workcalendar import CalendarNotCovered, WorkingCalendar
+from civicgrid.reporting.durations import SpanFigures, Spread
 from civicgrid.reporting.facts import LOCAL_LEVELS, RETURN_REASONS, IncidentFact
 from civicgrid.reporting.figures import ESCALATION_LEVELS, Dimension
 
@@ -76,3 +78,50 @@ def _one(rows: list[IncidentFact], now: datetime) -> dict[str, int | tuple[int, 
     )
     out["satisfied"] = (sum(x.satisfied is True for x in rows), sum(x.callbacks > 0 for x in rows))
     return out
+
+
+def recount_durations(
+    facts: Iterable[IncidentFact], dimension: Dimension, calendar: WorkingCalendar
+) -> dict[str | None, dict[str, SpanFigures]]:
+    """durations.durations restated over folded facts: which span, which unit, which rank."""
+    spans: dict[str, Callable[[IncidentFact], tuple[datetime | None, datetime | None, str | None]]]
+    spans = {
+        "accept": lambda x: (x.first_assigned_at, x.accepted_at, x.accept_duration),
+        "arrive": lambda x: (x.first_assigned_at, x.arrived_at, x.arrive_duration),
+        "resolve": lambda x: (x.reported_at, x.resolved_at, x.resolve_duration),
+        "close": lambda x: (x.reported_at, x.closed_at, x.resolve_duration),
+    }
+    groups: dict[str | None, list[IncidentFact]] = {}
+    for fact in facts:
+        if fact.reported_at is not None:
+            groups.setdefault(_KEYS[dimension](fact), []).append(fact)
+    out: dict[str | None, dict[str, SpanFigures]] = {}
+    for key, rows in groups.items():
+        out[key] = {}
+        for span, times in spans.items():
+            wall: list[float] = []
+            working: list[float] = []
+            not_covered = 0
+            for began, ended, duration in map(times, rows):
+                if began is None or ended is None or ended < began:
+                    continue
+                if duration is None or not duration.endswith("wd"):
+                    wall.append((ended - began) / timedelta(minutes=1))
+                    continue
+                try:
+                    working.append(calendar.working_days_elapsed(began, ended))
+                except CalendarNotCovered:
+                    not_covered += 1
+            out[key][span] = SpanFigures(_rank(wall), _rank(working), not_covered)
+    return out
+
+
+def _rank(values: list[float]) -> Spread:
+    if not values:
+        return Spread(0, None, None)
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    # Nearest rank: the smallest value with at least 90% of the values at or below it.
+    p90 = next(v for i, v in enumerate(ordered, start=1) if i >= 0.9 * len(ordered))
+    return Spread(len(ordered), float(median), float(p90))

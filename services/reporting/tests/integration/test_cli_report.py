@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from civicgrid.events import streams, wire
+from civicgrid.reporting.admin_auth import ADMIN_TOKEN_ENV
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from tests.support.events.waiting import eventually
 from tests.support.reporting.lives import Life
@@ -34,12 +36,18 @@ def reporting_process(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[Rep
     process.stop()
 
 
-def civicgrid(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def civicgrid(
+    url: str, *args: str, admin_token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != ADMIN_TOKEN_ENV}
+    if admin_token is not None:
+        env[ADMIN_TOKEN_ENV] = admin_token
     return subprocess.run(
         [sys.executable, "-m", "civicgrid.cli", *args, "--url", url],
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
 
 
@@ -96,6 +104,29 @@ async def test_report_prints_the_apis_figures_as_table_csv_and_json(
     after = await api()
     assert after is not None
     assert next(r for r in after["rows"] if r["key"] == community) == from_api
+
+
+async def test_rebuild_sends_the_admin_token_a_service_with_one_wants(
+    reporting_process: ReportingProcess,
+) -> None:
+    reporting_process.env[ADMIN_TOKEN_ENV] = "cli-test-token"
+    reporting_process.start()
+
+    async def up() -> bool:
+        response = await reporting_process.get("/api/v1/status")
+        return response is not None and response.status_code == 200
+
+    await eventually(up, within_s=30, what="reporting answering")
+    url = f"http://127.0.0.1:{reporting_process.port}"
+    refused = civicgrid(url, "reporting", "rebuild", "--no-wait")
+    assert refused.returncode == 1
+    assert "Bearer" in refused.stderr, refused.stderr
+    wrong = civicgrid(url, "reporting", "rebuild", "--no-wait", admin_token="not-it")
+    assert wrong.returncode == 1
+    assert "wrong admin token" in wrong.stderr, wrong.stderr
+    rebuilt = civicgrid(url, "reporting", "rebuild", admin_token="cli-test-token")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "switched to generation 2" in rebuilt.stdout
 
 
 def test_report_says_plainly_when_the_service_is_not_there() -> None:

@@ -14,17 +14,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from civicgrid.city.workcalendar import build_calendar
 from civicgrid.events.incident_events import Channel, HandlingLevel, ReturnReason
 from civicgrid.events.projector import ProjectedEvent
+from civicgrid.reporting.durations import durations
 from civicgrid.reporting.fact_store import FactStore
 from civicgrid.reporting.facts import IncidentFact, project
 from civicgrid.reporting.figures import Dimension, FigureRow, Period, figures
 from tests.support.reporting.lives import Life
-from tests.support.reporting.recount import recount
+from tests.support.reporting.recount import recount, recount_durations
 
-START = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+# Wed 1 April 2026: the lives run over the weekend and Qingming (Mon 6 April), so working-day
+# durations skip days off.
+START = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
 NOW = START + timedelta(days=3)
 CLOCKS = ("accept", "arrive", "resolve")
+CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")
 
 step = st.one_of(
     st.tuples(st.just("assign"), st.sampled_from(list(HandlingLevel))),
@@ -37,6 +42,8 @@ step = st.one_of(
         st.sampled_from(["clock", "met", "met_on_time", "met_late", "cancel", "warn", "breach"]),
         st.sampled_from(CLOCKS),
         st.integers(-60, 3000),
+        # The clock's duration as sla writes it; None as a producer before the field.
+        st.sampled_from([None, "30m", "24h", "1wd", "5wd"]),
     ),
     st.tuples(st.just("extend"), st.sampled_from(CLOCKS), st.integers(0, 9000)),
 )
@@ -47,12 +54,15 @@ incident = st.tuples(
     st.sampled_from([Channel.CITIZEN_APP, Channel.HOTLINE_12345]),
     st.integers(0, 4 * 24 * 60),  # report minute: spans local days
     st.lists(st.tuples(step, st.integers(1, 600)), max_size=12),
+    # Most lives start a resolve clock at once and end resolved, so durations have samples.
+    st.sampled_from([None, "24h", "1wd", "5wd"]),
+    st.tuples(st.sampled_from(["open", "resolve", "close"]), st.integers(1, 9000)),
 )
 
 
 def build_life(number: int, plan: tuple[object, ...]) -> Life:
-    community, matter, channel, offset, steps = plan
-    assert isinstance(offset, int) and isinstance(steps, list)
+    community, matter, channel, offset, steps, resolve_clock, ending = plan
+    assert isinstance(offset, int) and isinstance(steps, list) and isinstance(ending, tuple)
     life = Life(
         f"r{number}",
         START + timedelta(minutes=offset),
@@ -62,6 +72,8 @@ def build_life(number: int, plan: tuple[object, ...]) -> Life:
         channel=Channel(channel),
     )
     life.report()
+    if resolve_clock is not None:
+        life.clock(0, "resolve", 1440, duration=str(resolve_clock))
     minute = 0
     for action, gap in steps:
         minute += gap
@@ -82,7 +94,7 @@ def build_life(number: int, plan: tuple[object, ...]) -> Life:
         elif kind == "escalate":
             life.escalate(minute, action[1])
         elif kind == "clock":
-            life.clock(minute, action[1], minute + action[2])
+            life.clock(minute, action[1], minute + action[2], duration=action[3])
         elif kind == "extend":
             life.extend(minute, action[1], action[2])
         elif started and kind == "met":
@@ -97,6 +109,11 @@ def build_life(number: int, plan: tuple[object, ...]) -> Life:
             life.warn(minute, action[1], minute + action[2])
         elif started and kind == "breach":
             life.breach(minute, action[1], minute)
+    end, gap = ending
+    if end in ("resolve", "close"):
+        life.resolve(minute + gap)
+    if end == "close":
+        life.close(minute + gap + 30)
     return life
 
 
@@ -140,15 +157,18 @@ def test_sql_figures_equal_a_plain_python_recount(
             folded = project(facts.get(item.event.incident_id), item.event, item.sequence)
             if folded is not None:
                 facts[folded.incident_id] = folded
-        period = Period(date(2026, 3, 1), date(2026, 3, 3))
+        period = Period(date(2026, 4, 1), date(2026, 4, 3))
         in_period = [
             fact
             for fact in facts.values()
-            if fact.reported_day is not None and "2026-03-01" <= fact.reported_day <= "2026-03-03"
+            if fact.reported_day is not None and "2026-04-01" <= fact.reported_day <= "2026-04-03"
         ]
         for dimension in (Dimension.COMMUNITY, Dimension.DAY, Dimension.UNIT, Dimension.CITY):
             with engine.connect() as connection:
                 sql = as_sql_table(figures(connection, dimension, period, NOW))
             assert sql == recount(in_period, dimension, NOW), dimension
+        for dimension in (Dimension.COMMUNITY, Dimension.DAY):
+            spans = durations(engine, dimension, period, CALENDAR)
+            assert spans == recount_durations(in_period, dimension, CALENDAR), dimension
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from civicgrid.sla.domain.calendar import CalendarNotCovered, DeclaredSchedule, build_calendar
+from civicgrid.city.workcalendar import CalendarNotCovered, DeclaredSchedule, build_calendar
 from civicgrid.sla.domain.durations import SlaDuration, parse_sla_duration
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

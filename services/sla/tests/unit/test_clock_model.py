@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from civicgrid.city.workcalendar import build_calendar
 from civicgrid.events.base import IncidentEvent
-from civicgrid.sla.domain.calendar import build_calendar
 from civicgrid.sla.domain.decide import walk
 from tests.support.sla import GRID_A, GRID_B, Script, policy
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from civicgrid.city.workcalendar import build_calendar
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.incident_events import (
     ClockStopReason,
@@ -11,7 +12,6 @@ from civicgrid.events.incident_events import (
     SlaClockStarted,
     SlaClockStopped,
 )
-from civicgrid.sla.domain.calendar import build_calendar
 from civicgrid.sla.domain.clocks import Status
 from civicgrid.sla.domain.decide import (
     Firing,

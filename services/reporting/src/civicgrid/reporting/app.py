@@ -9,8 +9,10 @@ from typing import Any
 
 from civicgrid.city import default_config_dir, load_city
 from civicgrid.city.city import City
+from civicgrid.city.workcalendar import calendar_from_config
 from civicgrid.events import streams, subjects
 from civicgrid.events.projector import ProjectorMetrics
+from civicgrid.reporting.admin_auth import admin_token as configured_token
 from civicgrid.reporting.citymap import CityMap
 from civicgrid.reporting.database import GenerationPointer, data_dir, database_url
 from civicgrid.reporting.gauges import CommunityGauges
@@ -32,7 +34,9 @@ def build(
     filter_subject: str = subjects.ALL_INCIDENT_EVENTS,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     gauges_refresh_s: float = 15.0,
+    admin_token: str | None = None,
 ) -> Service:
+    """``admin_token``: None reads CIVICGRID_REPORTING_ADMIN_TOKEN (unset: loopback only)."""
     city = city or load_city(settings.config_dir or default_config_dir())
     data = data or data_dir()
     service = Service(settings, title="civicgrid reporting")
@@ -58,7 +62,15 @@ def build(
     names = {c.id: c.name for c in city.communities} | {g.id: g.name for g in city.grids}
     names |= {u.id: u.name for u in city.units}
     communities = {c.id: [g.id for g in city.grids_in(c.id)] for c in city.communities}
-    install_api(service.http, side, names, communities, now)
+    install_api(
+        service.http,
+        side,
+        names,
+        communities,
+        now,
+        calendar=calendar_from_config(city.calendar),
+        admin_token=admin_token or configured_token(),
+    )
     install_dashboard(service.http, CityMap(city))
     service.http.state.read_side = side
     return service

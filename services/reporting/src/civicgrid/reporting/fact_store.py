@@ -1,5 +1,6 @@
-"""The projection's database side: fold a batch into the fact rows and move the checkpoint,
-all in one transaction, so a crash leaves either both or neither."""
+"""The projection's database side: fold a batch into the fact rows, recount the figure cells
+they touched, and move the checkpoint, all in one transaction, so a crash leaves all or
+nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from civicgrid.events.projector import PositionMoved, ProjectedEvent
 from civicgrid.reporting.facts import DEFAULT_ZONE, FACT_COLUMNS, IncidentFact, project
+from civicgrid.reporting.figures import refresh_cells
 from civicgrid.reporting.schema import incident_facts, projection_checkpoints
 
 _UPDATE_BY_ID = (
@@ -61,6 +63,7 @@ class FactStore:
                 raise PositionMoved(f"{self.name}: stored position {stored}, expected {after}")
             rows = _load(connection, {item.event.incident_id for item in events})
             existing = set(rows)
+            before = dict(rows)
             changed: dict[str, IncidentFact] = {}
             for item in events:
                 incident_id = item.event.incident_id
@@ -74,6 +77,10 @@ class FactStore:
                 connection.execute(insert(incident_facts), inserts)
             if updates:
                 connection.execute(_UPDATE_BY_ID, updates)
+            # The cells (day, community) each changed row was in, and is in now.
+            cells = {_cell(before.get(i)) for i in changed} | {_cell(r) for r in changed.values()}
+            cells.discard(None)
+            refresh_cells(connection, [cell for cell in cells if cell is not None])
             now = datetime.now(UTC)
             if stored is None:
                 connection.execute(
@@ -92,6 +99,12 @@ class FactStore:
     def fact(self, incident_id: str) -> IncidentFact | None:
         with self.engine.connect() as connection:
             return _load(connection, {incident_id}).get(incident_id)
+
+
+def _cell(fact: IncidentFact | None) -> tuple[str, str | None] | None:
+    if fact is None or fact.reported_day is None:
+        return None
+    return fact.reported_day, fact.community_id
 
 
 def _position(connection: Connection, name: str) -> int | None:

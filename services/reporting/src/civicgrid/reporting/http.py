@@ -10,11 +10,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
+from civicgrid.city.workcalendar import WorkingCalendar
 from civicgrid.reporting import durations, queries
+from civicgrid.reporting.admin_auth import ADMIN_ERRORS, require_admin
 from civicgrid.reporting.facts import FACT_COLUMNS
 from civicgrid.reporting.figures import HEADLINE_TARGET, RATIOS, Dimension, FigureRow, Period
 
@@ -29,6 +32,45 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "within the wait; retry later"
     },
 }
+
+
+DURATIONS_DESCRIPTION = (
+    "Accept and arrive count from the first assignment, resolve and close from the report. Each"
+    " span is measured in the unit of the clock that governs it (close: the resolve clock). A"
+    " clock in wall time (30m, 24h): calendar minutes (count, median_minutes, p90_minutes). A"
+    " clock in working days (5wd): working days by the city's calendar, the one sla counts"
+    " deadlines with (working_count, median_working_days, p90_working_days): the start's local"
+    " day does not count, each later working day counts 00:00-24:00 local (part of one pro"
+    " rata), weekends and holidays not at all, so an incident resolved at its 5wd deadline took"
+    " 5. The two are never mixed in one median. not_covered: working-day spans ending in a year"
+    " the holiday data does not cover, left out. p90 is the nearest rank."
+)
+
+
+class SpanDurations(BaseModel):
+    count: int = Field(description="incidents on a wall-time clock with this span")
+    median_minutes: float | None = Field(description="calendar minutes")
+    p90_minutes: float | None = Field(description="calendar minutes")
+    working_count: int = Field(description="incidents on a working-day clock with this span")
+    median_working_days: float | None = Field(description="working days (legal counting)")
+    p90_working_days: float | None = Field(description="working days (legal counting)")
+    not_covered: int = Field(description="working-day spans the holiday data does not cover")
+
+
+class DurationsRow(BaseModel):
+    key: str | None
+    name: str | None
+    accept: SpanDurations = Field(description="first assignment -> accepted")
+    arrive: SpanDurations = Field(description="first assignment -> arrived")
+    resolve: SpanDurations = Field(description="report -> resolved")
+    close: SpanDurations = Field(description="report -> closed")
+
+
+class DurationsBody(BaseModel):
+    dimension: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    rows: list[DurationsRow]
 
 
 class ReadSide(Protocol):
@@ -119,7 +161,14 @@ def install_api(
     names: dict[str, str],
     communities: dict[str, list[str]],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    calendar: WorkingCalendar,
+    admin_token: str | None = None,
 ) -> None:
+    """``calendar``: the city's working days, for durations of working-day clocks.
+    ``admin_token``: what ``/api/v1/admin/*`` wants as a bearer token; None lets loopback
+    callers in without one and refuses everyone else (civicgrid.reporting.admin_auth)."""
+
     async def ready(min_sequence: int | None) -> Engine:
         try:
             engine = side.engine()
@@ -236,9 +285,18 @@ def install_api(
 
     @http.get(
         "/api/v1/stats/durations",
-        responses=ERRORS,
+        responses={
+            200: {
+                "model": DurationsBody,
+                "description": "Per group and span: calendar minutes for incidents whose clock "
+                "runs in wall time, working days for those whose clock runs in working days",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            **ERRORS,
+        },
         tags=["stats"],
-        summary="Median and p90 minutes to accept, arrive, resolve and close, per group",
+        summary="Median and p90 time to accept, arrive, resolve and close, per group",
+        description=DURATIONS_DESCRIPTION,
     )
     async def spans(
         by: Annotated[str, Query(description="a dimension: community, grid, unit, ...")] = (
@@ -257,7 +315,7 @@ def install_api(
             raise HTTPException(400, f"by must be one of {known}, got {by!r}") from None
         period = _period(start, end)
         engine = await ready(min_sequence)
-        table = await asyncio.to_thread(durations.durations, engine, dimension, period)
+        table = await asyncio.to_thread(durations.durations, engine, dimension, period, calendar)
         items = durations.as_rows(table)
         for item in items:
             item["name"] = names.get(item["key"] or "", item["key"])
@@ -354,7 +412,8 @@ def install_api(
         status_code=202,
         tags=["admin"],
         summary="Build a fresh read model from the stream's start; switch to it when caught up",
-        responses={503: ERRORS[503]},
+        responses={503: ERRORS[503], **ADMIN_ERRORS},
+        dependencies=[Depends(require_admin(admin_token))],
     )
     async def rebuild() -> dict[str, Any]:
         await ready(None)

@@ -113,5 +113,4 @@ def grouped(
     community: str | None = None,
 ) -> list[FigureRow]:
     with engine.connect() as connection:
-        where = None if community is None else f.c.community_id == community
-        return figures(connection, dimension, period, now, where=where)
+        return figures(connection, dimension, period, now, community=community)

@@ -32,7 +32,7 @@ READS: Reads = {
     "closed": (*_ENVELOPE, "reason", "merged_into"),
     "reopened": _ENVELOPE,
     "escalated": (*_ENVELOPE, "clock", "ladder_level"),
-    "sla_clock_started": (*_ENVELOPE, "clock", "clock_version", "due_at"),
+    "sla_clock_started": (*_ENVELOPE, "clock", "clock_version", "due_at", "duration"),
     "sla_clock_stopped": (*_ENVELOPE, "clock", "clock_version", "reason", "on_time"),
     "sla_warning": (*_ENVELOPE, "clock", "clock_version"),
     "sla_breached": (*_ENVELOPE, "clock", "clock_version", "due_at"),

@@ -91,12 +91,15 @@ incident_facts = Table(
     Column("accept_due_at", UtcDateTime),
     Column("accept_on_time", Boolean),
     _count("accept_clock_version"),
+    Column("accept_duration", String(16)),
     Column("arrive_due_at", UtcDateTime),
     Column("arrive_on_time", Boolean),
     _count("arrive_clock_version"),
+    Column("arrive_duration", String(16)),
     Column("resolve_due_at", UtcDateTime),
     Column("resolve_on_time", Boolean),
     _count("resolve_clock_version"),
+    Column("resolve_duration", String(16)),
     _count("warnings"),
     _count("breaches"),
     _count("escalations"),
@@ -106,7 +109,68 @@ incident_facts = Table(
     Column("rating", Integer),
     Index("ix_incident_facts_reported_at", "reported_at"),
     Index("ix_incident_facts_community", "community_id", "reported_at"),
-    Index("ix_incident_facts_open", "closed_at", "resolve_due_at"),
+    # "Overdue now" per community, day or city, and the overdue list: the open, unresolved
+    # rows only, read from the index alone (migration 0004; it replaced ix_incident_facts_open).
+    Index(
+        "ix_incident_facts_overdue",
+        "closed_at",
+        "resolved_at",
+        "resolve_on_time",
+        "resolve_due_at",
+        "reported_at",
+        "reported_day",
+        "community_id",
+    ),
+    # figure_cells' refresh reads one (day, community) at a time through it.
+    Index("ix_incident_facts_day_community", "reported_day", "community_id"),
+)
+
+# Every additive figure per (local day of report, community): the statistics per community,
+# per day and for the city are sums of these few thousand rows instead of a pass over every
+# incident. The projection refreshes the cells its batch touched, in the batch's transaction
+# (figures.refresh_cells); "overdue now" depends on the hour, so it is counted from the facts.
+CELL_FIGURES = (
+    "reported",
+    "merged",
+    "open",
+    "resolved",
+    "warnings",
+    "breaches",
+    "escalations",
+    "returns_wrong_jurisdiction",
+    "returns_not_our_duty",
+    "returns_unclear_ownership",
+    "returns_insufficient_information",
+    "returns_other",
+    "escalated_level_1",
+    "escalated_level_2",
+    "escalated_level_3",
+    "escalated_level_4",
+    *(
+        f"{ratio}__{part}"
+        for ratio in (
+            "headline",
+            "accept_on_time",
+            "arrive_on_time",
+            "resolve_on_time",
+            "closed",
+            "first_time_resolved",
+            "returned",
+            "extended",
+            "reopened",
+            "satisfied",
+        )
+        for part in ("n", "d")
+    ),
+)
+NO_COMMUNITY = ""  # a key column cannot be NULL: incidents not (yet) in a community
+
+figure_cells = Table(
+    "figure_cells",
+    metadata,
+    Column("reported_day", String(10), primary_key=True),
+    Column("community_key", String, primary_key=True),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in CELL_FIGURES),
 )
 
 projection_checkpoints = Table(

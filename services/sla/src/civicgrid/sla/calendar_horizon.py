@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import structlog
 
-from civicgrid.sla.domain.calendar import WorkingCalendar
+from civicgrid.city.workcalendar import WorkingCalendar
 
 log = structlog.get_logger("civicgrid.sla.calendar")
 

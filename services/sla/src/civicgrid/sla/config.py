@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from civicgrid.city import default_config_dir, load_city
+from civicgrid.city.workcalendar import WorkingCalendar, calendar_from_config
 from civicgrid.events.base import UnitKind, UnitRef
-from civicgrid.sla.domain.calendar import DeclaredSchedule, WorkingCalendar, build_calendar
 from civicgrid.sla.domain.policy import SlaPolicyVersion, policy_from_city
 
 COMMAND_CENTRE = UnitRef(kind=UnitKind.COMMAND_CENTRE, id="command-centre")
@@ -27,16 +27,7 @@ class SlaConfig:
 
 def load_sla_config(config_dir: Path | None, *, now: datetime | None = None) -> SlaConfig:
     city = load_city(config_dir or default_config_dir())
-    calendar = build_calendar(
-        city.calendar.timezone,
-        city.calendar.holiday_source,
-        city.calendar.extra_holidays,
-        city.calendar.extra_working_days,
-        {
-            year: DeclaredSchedule(frozenset(declared.holidays), frozenset(declared.working_days))
-            for year, declared in city.calendar.declared_years.items()
-        },
-    )
+    calendar = calendar_from_config(city.calendar)
     calendar.check_covers([(now or datetime.now(UTC)).year])
     centre = next(
         (

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import structlog
 
+from civicgrid.city.workcalendar import CalendarNotCovered, WorkingCalendar
 from civicgrid.events import subjects
 from civicgrid.events.base import IncidentEvent, UnitRef
 from civicgrid.events.consumer import PermanentFailure
@@ -34,7 +35,6 @@ from civicgrid.events.incident_events import (
 from civicgrid.events.notifications import SlaNotification
 from civicgrid.events.store import ConcurrencyConflict, History
 from civicgrid.events.timers import TimerFiring
-from civicgrid.sla.domain.calendar import CalendarNotCovered, WorkingCalendar
 from civicgrid.sla.domain.clocks import Clocks, apply
 from civicgrid.sla.domain.decide import (
     STAGES,

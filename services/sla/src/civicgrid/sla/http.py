@@ -16,10 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from civicgrid.city.workcalendar import MAX_WORKING_DAYS, CalendarNotCovered, WorkingCalendar
 from civicgrid.events import subjects
 from civicgrid.events.base import UnitRef
 from civicgrid.sla.auditor import Auditor, AuditReport
-from civicgrid.sla.domain.calendar import MAX_WORKING_DAYS, CalendarNotCovered, WorkingCalendar
 from civicgrid.sla.domain.clocks import Clock, Clocks
 from civicgrid.sla.domain.decide import pinned_policy_version, walk
 from civicgrid.sla.domain.durations import parse_sla_duration

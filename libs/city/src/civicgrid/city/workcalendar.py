@@ -1,4 +1,5 @@
-"""The legal working-day calendar (design section 5).
+"""The legal working-day calendar (design section 5), shared: sla counts deadlines with it,
+reporting measures how many working days a working-day clock's incident took.
 
 A period of N working days starting at some moment: the start day does not count; the period
 ends at 24:00 local time of the N-th working day after the start day. Working days are China's
@@ -13,14 +14,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from civicgrid.sla.domain.durations import SlaDuration
+from civicgrid.city.models import CalendarConfig
 
 IsWorkday = Callable[[date], bool]
 """The holiday source's answer for one day; raises CalendarNotCovered for a day it lacks."""
 
 MAX_WORKING_DAYS = 366
+
+
+class CountedDuration(Protocol):
+    """A duration either of wall time or of working days (sla's SlaDuration is one)."""
+
+    @property
+    def is_working_days(self) -> bool: ...
+
+    @property
+    def working_days(self) -> int: ...
+
+    def as_timedelta(self) -> timedelta: ...
 
 
 class CalendarNotCovered(Exception):
@@ -141,7 +155,30 @@ class WorkingCalendar:
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
         return end.astimezone(UTC)
 
-    def due(self, start: datetime, duration: SlaDuration) -> datetime:
+    def working_days_elapsed(self, start: datetime, end: datetime) -> float:
+        """Working days of a period started at ``start`` used up at ``end``, counted the way
+        ``add_working_days`` counts them: the start's local day does not count, each working
+        day after it counts from 00:00 to 24:00 local (a part of one pro rata), other days not
+        at all. So ``working_days_elapsed(s, add_working_days(s, n)) == n``; an end on the
+        start's own day, or before the start, is 0.
+        """
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be timezone-aware")
+        first = start.astimezone(self.zone).date() + timedelta(days=1)
+        local_end = end.astimezone(self.zone)
+        last = local_end.date()
+        if last < first:
+            return 0.0
+        whole = sum(1 for _ in self.working_days(first, last - timedelta(days=1)))
+        if not self.is_working_day(last):
+            return float(whole)
+        midnight = datetime.combine(last, time(0), tzinfo=self.zone)
+        following = datetime.combine(last + timedelta(days=1), time(0), tzinfo=self.zone)
+        # In UTC: a day with a daylight-saving change is not 24 hours long.
+        part = (end - midnight.astimezone(UTC)) / (following - midnight)
+        return whole + part
+
+    def due(self, start: datetime, duration: CountedDuration) -> datetime:
         if duration.is_working_days:
             return self.add_working_days(start, duration.working_days)
         return (start + duration.as_timedelta()).astimezone(UTC)
@@ -158,6 +195,20 @@ class WorkingCalendar:
         for year in years:
             self.is_working_day(date(year, 1, 1))
             self.is_working_day(date(year, 12, 31))
+
+
+def calendar_from_config(config: CalendarConfig) -> WorkingCalendar:
+    """The calendar a city's calendar.yaml describes."""
+    return build_calendar(
+        config.timezone,
+        config.holiday_source,
+        config.extra_holidays,
+        config.extra_working_days,
+        {
+            year: DeclaredSchedule(frozenset(declared.holidays), frozenset(declared.working_days))
+            for year, declared in config.declared_years.items()
+        },
+    )
 
 
 def build_calendar(

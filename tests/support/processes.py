@@ -25,10 +25,12 @@ from civicgrid.events.testing.waiting import eventually
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port, wait_for_port
 from civicgrid.servicekit.orphans import die_with_parent
 
-__all__ = ["SERVICES", "NatsCluster", "Platform", "ServiceProcess"]
+__all__ = ["CLUSTER_NODES", "SERVICES", "NatsCluster", "Platform", "ServiceProcess"]
 
 DEV_API_KEY = "dev-chaos-key"
 READY_WITHIN_S = 60.0
+# The chaos tests' cluster: three nodes, every stream R3.
+CLUSTER_NODES = 3
 STOP_WITHIN_S = 10.0
 
 

@@ -102,6 +102,18 @@ async def test_the_leader_knows_an_incidents_last_sequence(store: EventStore) ->
     assert await store.last_sequence("NEVER-WRITTEN") == 0
 
 
+async def test_a_read_that_decides_outside_a_decision_is_as_recent_as_the_leader(
+    own_nc: NatsClient, store: EventStore
+) -> None:
+    """A merge's source is decided on but not appended to: it is read with load_latest."""
+    incident_id, _, last = await _reported_then_accepted(store)
+    lagging = LaggingReplica(own_nc, applied=last - 1, reads=1)
+    lagging_store = EventStore(own_nc.jetstream())
+    assert (await lagging_store.load_latest(incident_id)).version == last
+    assert lagging.stale_answers == 1
+    assert len(await lagging_store.load_latest("NEVER-WRITTEN")) == 0
+
+
 def _accept_once(history: History) -> list[IncidentEvent]:
     """A command refused on a history with an acceptance in it ("already accepted")."""
     if any(isinstance(event, Accepted) for event in history):

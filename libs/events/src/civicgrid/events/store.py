@@ -257,6 +257,14 @@ class EventStore:
                 causes.setdefault(cause, raw.headers.get(wire.FINGERPRINT, ""))
         return History(incident_id, tuple(stored), causes)
 
+    async def load_latest(self, incident_id: str) -> History:
+        """The incident's history at least as recent as the leader's last write: for a read
+        that decides outside ``decide_and_append`` (one more round trip, to the leader)."""
+        latest = await self.last_sequence(incident_id)
+        if latest == NO_EVENTS_YET:
+            return History(incident_id, ())
+        return await self.load(incident_id, at_least=latest)
+
     async def last_sequence(self, incident_id: str) -> int:
         """The incident's last stream sequence as the stream's leader has it (0: no events).
 

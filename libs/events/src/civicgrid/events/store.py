@@ -321,7 +321,7 @@ class EventStore:
         )
         if not lasts.messages:
             return None if at_least else []
-        if lasts.position is None or lasts.position < at_least:
+        if at_least and (lasts.position is None or lasts.position < at_least):
             return None
         earlier = await asyncio.gather(
             *(

@@ -39,6 +39,7 @@ async def main() -> None:
         raw_one = await baseline.publish_sequential(client, _n(5_000))
         store_append = await eventstore.append_new_incidents(client, _n(5_000))
         store_load = await eventstore.load_histories(client, _n(2_000))
+        store_check = await eventstore.ask_the_leader(client, _n(2_000))
         raw_latency, routed_latency, raw_flow, routed_flow = await report_to_assigned.measure(
             server, client, _n(1_000), rate_per_s=50
         )
@@ -61,6 +62,7 @@ async def main() -> None:
     store = "event store"
     _rate(table, store, store_append, one)
     _rate(table, store, store_load, one)
+    _rate(table, store, store_check, one)
     routed = "report -> assigned (routing service, shipped city)"
     for quantile in ("p50", "p99"):
         base = table.base(

@@ -23,6 +23,26 @@ async def append_new_incidents(client: NatsClient, count: int) -> Figure:
 async def load_histories(client: NatsClient, count: int, events_each: int = 8) -> Figure:
     """Load incidents of ``events_each`` events: what every command does before deciding."""
     store = EventStore(client.jetstream())
+    incident_ids = await _incidents(store, count, events_each)
+    with Stopwatch() as watch:
+        for incident_id in incident_ids:
+            history = await store.load(incident_id)
+            assert len(history) == events_each
+    return Figure(f"store.load ({events_each}-event history)", count, watch.seconds, "loads/s")
+
+
+async def ask_the_leader(client: NatsClient, count: int, events_each: int = 8) -> Figure:
+    """The incident's last sequence from the stream's leader: what a refusal (or a no-op)
+    adds before it is answered, so that it is never decided on a follower's stale view."""
+    store = EventStore(client.jetstream())
+    incident_ids = await _incidents(store, count, events_each)
+    with Stopwatch() as watch:
+        for incident_id in incident_ids:
+            assert await store.last_sequence(incident_id) > 0
+    return Figure("store.last_sequence (a refusal's check)", count, watch.seconds, "checks/s")
+
+
+async def _incidents(store: EventStore, count: int, events_each: int) -> list[str]:
     incident_ids = []
     for _ in range(count):
         first = reported()
@@ -32,11 +52,7 @@ async def load_histories(client: NatsClient, count: int, events_each: int = 8) -
             more, cause=first.event_id, fingerprint="", expected_version=version
         )
         incident_ids.append(first.incident_id)
-    with Stopwatch() as watch:
-        for incident_id in incident_ids:
-            history = await store.load(incident_id)
-            assert len(history) == events_each
-    return Figure(f"store.load ({events_each}-event history)", count, watch.seconds, "loads/s")
+    return incident_ids
 
 
 async def optional_figures() -> list[Row]:

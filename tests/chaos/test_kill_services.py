@@ -22,10 +22,9 @@ async def settled(
     platform: Platform,
     load: Load,
     within_s: float = SETTLE_WITHIN_S,
-    clocks: bool = True,
     ladder_levels: int | None = None,
 ) -> Ledger:
-    """The ledger once every incident is assigned and (``clocks``) its clocks started: then
+    """The ledger once every incident is assigned and its clocks started: then
     nothing more happens until the first deadline, half an hour away. With a seconds-scale
     policy of ``ladder_levels`` rungs: once every clock breached and climbed them all."""
     last: list[Ledger] = []
@@ -34,7 +33,7 @@ async def settled(
         ledger = await read_ledger(platform.admin_seeds())
         last[:] = [ledger]
         done = ledger.reported_incidents() and not ledger.unassigned()
-        done = done and not (clocks and ledger.unclocked())
+        done = done and not ledger.unclocked()
         done = done and not (ladder_levels and ledger.unfinished_clocks(ladder_levels))
         return ledger if done else None
 
@@ -65,12 +64,12 @@ async def progressed(load: Load, by: int, within_s: float = 30.0) -> None:
     await eventually(moved, within_s=within_s, interval_s=0.05, what=f"{by} more reports sent")
 
 
-async def check(ledger: Ledger, load: Load, platform: Platform, clocks: bool = True) -> None:
+async def check(ledger: Ledger, load: Load, platform: Platform) -> None:
     """Exactly the events there should be, and every reporting replica's figures equal a
     recount from the stream."""
     assert not load.refused, load.refused[:5]
     assert load.accepted == len(load.bodies)
-    problems = ledger.problems(load.receipts, clocks=clocks)
+    problems = ledger.problems(load.receipts)
     problems += await reporting_problems(ledger, [p.url for p in platform.of("reporting")])
     assert not problems, "\n".join(problems) + "\n" + platform.logs()
 

@@ -82,7 +82,7 @@ class Ledger:
                     unfinished.add(incident_id)
         return unfinished
 
-    def problems(self, receipts: dict[str, str], clocks: bool = True) -> list[str]:
+    def problems(self, receipts: dict[str, str]) -> list[str]:
         """Everything that is not exactly as it should be, in words; empty when all is well."""
         found: list[str] = []
         reports = [e for e in self.events if isinstance(e, Reported | Merged)]
@@ -98,7 +98,7 @@ class Ledger:
         if unassigned:
             found.append(f"{len(unassigned)} incidents never assigned: {unassigned[:5]}")
         unclocked = sorted(self.unclocked())
-        if unclocked and clocks:
+        if unclocked:
             found.append(f"{len(unclocked)} incidents' clocks never started: {unclocked[:5]}")
         for incident_id, events in self.by_incident.items():
             found += _doubles(incident_id, events)

@@ -25,10 +25,12 @@ from civicgrid.servicekit.natsserver import EmbeddedNats, free_port, wait_for_po
 from civicgrid.servicekit.orphans import die_with_parent
 from tests.support.events.waiting import eventually
 
-__all__ = ["SERVICES", "NatsCluster", "Platform", "ServiceProcess"]
+__all__ = ["CLUSTER_NODES", "SERVICES", "NatsCluster", "Platform", "ServiceProcess"]
 
 DEV_API_KEY = "dev-chaos-key"
 READY_WITHIN_S = 60.0
+# The chaos tests' cluster: three nodes, every stream R3.
+CLUSTER_NODES = 3
 STOP_WITHIN_S = 10.0
 
 
@@ -143,6 +145,7 @@ class ServiceProcess:
         return problems
 
     async def wait_ready(self, within_s: float = READY_WITHIN_S) -> None:
+        last: list[list[str] | None] = [None]
         async with httpx.AsyncClient() as http:
 
             async def ready() -> bool:
@@ -150,10 +153,15 @@ class ServiceProcess:
                     raise AssertionError(
                         f"{self.instance} exited with {self.process.returncode}: {self.log_tail()}"
                     )
-                return await self.problems(http) == []
+                last[0] = await self.problems(http)
+                return last[0] == []
 
             what = f"{self.instance} ready"
-            await eventually(ready, within_s=within_s, interval_s=0.1, what=what)
+            try:
+                await eventually(ready, within_s=within_s, interval_s=0.1, what=what)
+            except AssertionError as exc:
+                # What /readyz said last (None: it did not answer): why it never became ready.
+                raise AssertionError(f"{exc}; /readyz problems: {last[0]}") from None
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines that are not routine (info) lines: what a failed test wants."""

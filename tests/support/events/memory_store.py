@@ -29,6 +29,10 @@ class InMemoryStore:
         causes = {m.rsplit(":", 2)[0]: "" for m, _ in mine if m.count(":") >= 2}
         return History(incident_id, tuple(s for _, s in mine), causes)
 
+    async def last_sequence(self, incident_id: str) -> int:
+        mine = [s.sequence for _, s in self.stored if s.event.incident_id == incident_id]
+        return mine[-1] if mine else 0
+
     async def append_decision(
         self,
         events: Sequence[IncidentEvent],

@@ -73,6 +73,8 @@ class DecisionStore(Protocol):
 
     async def load(self, incident_id: str, *, at_least: int = 0) -> History: ...
 
+    async def last_sequence(self, incident_id: str) -> int: ...
+
     async def append_decision(
         self,
         events: Sequence[IncidentEvent],
@@ -116,14 +118,36 @@ async def decide_and_append(
     ``at_least``: a stream sequence known to exist (the event being reacted to), so the read
     that decides never comes from a replica that has not applied it yet. ``on_conflict`` is
     told of every lost race (for a metric).
+
+    No decision is taken on a stale history, though a replica of a replicated stream may answer
+    the read from behind the leader:
+
+    - a decision that writes is checked by the leader itself (the append expects the
+      history's version), and a conflict reloads at least up to the leader's last sequence;
+    - "already applied" needs no check: a cause seen in a history is stored;
+    - a decision that writes nothing (a refusal raised by ``decide``, or no events) is only
+      answered once the leader's last sequence of the incident (``store.last_sequence``, one
+      round trip) equals the history's version; if the incident has moved on, it is loaded at
+      least up to there and decided again. A reaction with ``at_least`` skips that question:
+      its history reaches the event it reacts to, and later events have reactions of their own.
     """
+    floor = at_least
     for _ in range(max_attempts):
-        history = await store.load(incident_id, at_least=at_least)
+        history = await store.load(incident_id, at_least=floor)
         if applied_before(history, cause):
             return Decided(history, (), already_applied=True)
-        decision = decide(history)
-        events = await decision if inspect.isawaitable(decision) else decision
+        try:
+            decision = decide(history)
+            events = await decision if inspect.isawaitable(decision) else decision
+        except Exception:
+            if newer := await _moved_on(store, history, at_least):
+                floor = newer
+                continue
+            raise
         if not events:
+            if newer := await _moved_on(store, history, at_least):
+                floor = newer
+                continue
             return Decided(history, (), already_applied=False)
         try:
             written = await store.append_decision(
@@ -135,6 +159,15 @@ async def decide_and_append(
         except ConcurrencyConflict:
             if on_conflict is not None:
                 on_conflict()
+            floor = max(floor, await store.last_sequence(incident_id))
             continue
         return Decided(history, tuple(written), already_applied=False)
     raise DecisionContention(f"incident {incident_id} changed {max_attempts} times")
+
+
+async def _moved_on(store: DecisionStore, history: History, at_least: int) -> int:
+    """The leader's last sequence of the incident if it is past ``history``; else 0."""
+    if at_least:
+        return 0
+    latest = await store.last_sequence(history.incident_id)
+    return latest if latest > history.version else 0

@@ -25,9 +25,13 @@ NO_EVENTS_YET = 0
 _BATCH = 256
 # Every event type an incident can have, many times over: one multi-last answer holds them all.
 _MAX_SUBJECTS = 1024
-_MIN_LAST_SEQ_NOT_REACHED = "412"
-_STALE_REPLICA_RETRIES = 20
-_STALE_REPLICA_PAUSE_S = 0.05
+NO_MESSAGE_FOUND = 10037
+_UP_TO_SEQUENCE = "Nats-UpTo-Sequence"
+
+
+def _stale_replica_pauses() -> Iterator[float]:
+    """Pauses between asking again while replicas lag: 10 ms doubling to 250 ms, ~3 s in all."""
+    return itertools.chain((0.01, 0.02, 0.04, 0.08, 0.16), itertools.repeat(0.25, 11))
 
 
 class StoreReadError(Exception):
@@ -43,6 +47,13 @@ class _RawMessage:
     sequence: int
     headers: dict[str, str]
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    messages: list[_RawMessage]
+    # The answering replica's last stream sequence, where the answer says it (a multi-last).
+    position: int | None
 
 
 class ConcurrencyConflict(Exception):
@@ -225,9 +236,17 @@ class EventStore:
         message block after the incident's first event: 15 ms at the head of a 1M-message
         stream against 0.2 ms at its tail.)
 
-        ``at_least``: a stream sequence the reader knows exists (the event it is handling). A
-        replica that has not applied it yet answers 412 and the read is asked again, so a
-        decision is never taken on a follower's stale view of the incident.
+        In a replicated stream with ``allow_direct`` any replica may answer a Direct Get, and a
+        follower answers from what it has applied, which can be behind what the leader
+        acknowledged. Whatever answers, the history is one consistent snapshot (every event of
+        the incident up to the answering replica's last sequence, no holes), and with
+        ``at_least`` it is at least that recent:
+
+        ``at_least``: a stream sequence the reader knows the incident has reached (the event it
+        is handling, or ``last_sequence``'s answer). A replica that has not applied it yet is
+        asked again, with growing pauses, up to about 3 s; then ``StoreReadError``. The check is
+        made here, on what the answers say (nats-server 2.15 ignores a Direct Get's
+        ``min_last_seq``; see ``_read_once``).
         """
         raws = await self._load_raw(incident_id, at_least)
         stored = [StoredEvent(raw.sequence, load_event_json(raw.data)) for raw in raws]
@@ -238,60 +257,119 @@ class EventStore:
                 causes.setdefault(cause, raw.headers.get(wire.FINGERPRINT, ""))
         return History(incident_id, tuple(stored), causes)
 
-    async def _load_raw(self, incident_id: str, at_least: int) -> list[_RawMessage]:
-        filter_subject = subjects.incident_events(incident_id)
-        lasts = await self._direct_get(
-            {"multi_last": [filter_subject], "batch": _MAX_SUBJECTS}, at_least
+    async def load_latest(self, incident_id: str) -> History:
+        """The incident's history at least as recent as the leader's last write: for a read
+        that decides outside ``decide_and_append`` (one more round trip, to the leader)."""
+        latest = await self.last_sequence(incident_id)
+        if latest == NO_EVENTS_YET:
+            return History(incident_id, ())
+        return await self.load(incident_id, at_least=latest)
+
+    async def last_sequence(self, incident_id: str) -> int:
+        """The incident's last stream sequence as the stream's leader has it (0: no events).
+
+        Asked through the JetStream API (``STREAM.MSG.GET``), which only the leader answers,
+        and the leader has applied every write it acknowledged: a ``load`` with this as
+        ``at_least`` is not older than any acknowledged write when the question was asked. One
+        round trip; the subject index finds the last message of ``incident.<id>.>`` without a
+        scan.
+        """
+        request = {"last_by_subj": subjects.incident_events(incident_id)}
+        reply = await self._js._nc.request(
+            f"$JS.API.STREAM.MSG.GET.{streams.INCIDENTS}",
+            json.dumps(request).encode(),
+            timeout=self._timeout,
         )
+        answer = json.loads(reply.data)
+        error = answer.get("error")
+        if error is not None:
+            if error.get("err_code") == NO_MESSAGE_FOUND:
+                return NO_EVENTS_YET
+            raise StoreReadError(f"incident {incident_id}: the leader's last sequence: {error}")
+        return int(answer["message"]["seq"])
+
+    async def _load_raw(self, incident_id: str, at_least: int) -> list[_RawMessage]:
+        pauses = _stale_replica_pauses()
+        while True:
+            raws = await self._read_once(incident_id, at_least)
+            if raws is not None:
+                return raws
+            pause = next(pauses, None)
+            if pause is None:
+                raise StoreReadError(
+                    f"incident {incident_id}: no replica answered with stream sequence"
+                    f" {at_least} applied"
+                )
+            await asyncio.sleep(pause)
+
+    async def _read_once(self, incident_id: str, at_least: int) -> list[_RawMessage] | None:
+        """One consistent snapshot of the incident's messages; None from a replica behind.
+
+        The multi-last answer ends with the replica's last stream sequence (``Nats-UpTo-
+        Sequence``), read under the stream's read lock: that is how far this snapshot goes,
+        and it must reach ``at_least``. (A ``min_last_seq`` in the request would say the same,
+        but nats-server 2.15 has no such field and answers regardless.) No answer at all does
+        not say how far the replica has got: with ``at_least`` set the incident has events, so
+        that replica is behind. Each subject's earlier events may come from another replica:
+        its read must reach the subject's last event of the snapshot, or that replica is
+        behind too (a replica applies the stream in order, so having that event it has every
+        earlier one).
+        """
+        filter_subject = subjects.incident_events(incident_id)
+        lasts = await self._direct_get_once(
+            {"multi_last": [filter_subject], "batch": _MAX_SUBJECTS}
+        )
+        if not lasts.messages:
+            return None if at_least else []
+        if at_least and (lasts.position is None or lasts.position < at_least):
+            return None
         earlier = await asyncio.gather(
             *(
-                self._read_subject(raw.headers["Nats-Subject"], raw.sequence, at_least)
-                for raw in lasts
+                self._read_subject(raw.headers["Nats-Subject"], raw.sequence)
+                for raw in lasts.messages
             )
         )
-        return sorted(itertools.chain(lasts, *earlier), key=lambda raw: raw.sequence)
+        if any(found is None for found in earlier):
+            return None
+        return sorted(
+            itertools.chain(lasts.messages, *(found for found in earlier if found)),
+            key=lambda raw: raw.sequence,
+        )
 
     async def _already_stored(self, incident_id: str, after: int, msg_id: str) -> int | None:
         """The sequence of an event appended after ``after`` with this message id, if any.
 
         The server checks the expected sequence before its duplicate window, so a retry that
-        carries its original expectation is refused as a conflict; this tells the two apart.
+        carries its original expectation is refused as a conflict; this tells the two apart,
+        on a read as recent as the leader's refusal.
         """
-        for raw in await self._load_raw(incident_id, after):
+        for raw in await self._load_raw(incident_id, await self.last_sequence(incident_id)):
             if raw.sequence > after and raw.headers.get(wire.MSG_ID) == msg_id:
                 return raw.sequence
         return None
 
-    async def _read_subject(self, subject: str, before: int, at_least: int) -> list[_RawMessage]:
-        """Every message on one literal subject with a sequence below ``before``.
+    async def _read_subject(self, subject: str, last: int) -> list[_RawMessage] | None:
+        """Every message on one literal subject before ``last``, its last in the snapshot.
 
         A literal subject is found through the server's subject index (its first and last
         block), unlike a wildcard. ``up_to_seq`` does not bound a ``next_by_subj`` batch, so
-        what was appended after the multi-last snapshot is dropped here.
+        what was appended after the snapshot is dropped here. None when the answering replica
+        has not got ``last`` yet.
         """
         found: list[_RawMessage] = []
         next_sequence = 1
-        while next_sequence < before:
+        while True:
             request = {"seq": next_sequence, "next_by_subj": subject, "batch": _BATCH}
-            batch = await self._direct_get(request, at_least)
-            found += (raw for raw in batch if raw.sequence < before)
-            if len(batch) < _BATCH or batch[-1].sequence >= before:
-                break
+            batch = (await self._direct_get_once(request)).messages
+            found += (raw for raw in batch if raw.sequence < last)
+            if batch and batch[-1].sequence >= last:
+                return found
+            if len(batch) < _BATCH:
+                return None
             next_sequence = batch[-1].sequence + 1
-        return found
 
-    async def _direct_get(self, request: dict[str, Any], at_least: int) -> list[_RawMessage]:
-        if at_least:
-            request = {**request, "min_last_seq": at_least}
-        for _ in range(_STALE_REPLICA_RETRIES):
-            received = await self._direct_get_once(request)
-            if received is not None:
-                return received
-            await asyncio.sleep(_STALE_REPLICA_PAUSE_S)
-        raise StoreReadError(f"no replica has reached sequence {at_least} for {request}")
-
-    async def _direct_get_once(self, request: dict[str, Any]) -> list[_RawMessage] | None:
-        """The messages a batched Direct Get answers; None from a replica that lags behind."""
+    async def _direct_get_once(self, request: dict[str, Any]) -> _Answer:
+        """What one replica answers to a Direct Get (a batched one ends with an EOB)."""
         replies = await self._replies()
         token, queue = replies.open()
         try:
@@ -305,18 +383,19 @@ class EventStore:
                 msg = await asyncio.wait_for(queue.get(), timeout=self._timeout)
                 headers = dict(msg.headers or {})
                 status = headers.get("Status")
-                if status in ("404", "204"):
-                    # 404: nothing matches; 204: end of this batch.
-                    return received
-                if status == _MIN_LAST_SEQ_NOT_REACHED:
-                    return None
+                if status == "404":
+                    return _Answer(received, None)
+                if status == "204":
+                    # The end of a batch; a multi-last one says how far the replica has got.
+                    position = headers.get(_UP_TO_SEQUENCE)
+                    return _Answer(received, int(position) if position else None)
                 if status is not None:
                     raise StoreReadError(
                         f"direct get {request}: {status} {headers.get('Description')}"
                     )
                 received.append(_RawMessage(int(headers["Nats-Sequence"]), headers, msg.data))
                 if "batch" not in request and "multi_last" not in request:
-                    return received
+                    return _Answer(received, None)
         finally:
             replies.close(token)
 

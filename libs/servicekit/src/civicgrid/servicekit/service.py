@@ -271,6 +271,9 @@ class ConnectedStore:
     async def load(self, incident_id: str, *, at_least: int = 0) -> History:
         return await self.service.store.load(incident_id, at_least=at_least)
 
+    async def last_sequence(self, incident_id: str) -> int:
+        return await self.service.store.last_sequence(incident_id)
+
     async def append_decision(
         self,
         events: Sequence[IncidentEvent],

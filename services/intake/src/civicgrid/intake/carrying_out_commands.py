@@ -109,7 +109,9 @@ async def _merge(
 ) -> CommandOutcome:
     """The decision is the target's; the source closes as a reaction (``close_merged``)."""
     store = ports.store()
-    source_history = await store.load(incident_id)
+    # Decided on without an append to it (the merge is appended to the target): read it no
+    # older than the leader has it, or a follower behind could refuse a merge wrongly.
+    source_history = await store.load_latest(incident_id)
     if not source_history:
         raise not_found(f"incident {incident_id} does not exist", "incident_id")
     source = fold(incident_id, source_history)

@@ -27,7 +27,7 @@ from civicgrid.events.store import ConcurrencyConflict, EventStore
 from civicgrid.intake.admission import admit
 from civicgrid.intake.claims import CLAIM_GRACE, Claim, Claimed
 from civicgrid.intake.domain import duplicates, identity
-from civicgrid.intake.domain.state import fold
+from civicgrid.intake.domain.state import IncidentState, fold
 from civicgrid.intake.errors import Refused, rejected
 from civicgrid.intake.outcomes import ReportOutcome
 from civicgrid.intake.reports import ReportIn
@@ -132,7 +132,7 @@ async def _join_nearest(
         m.incident_id: m
         for m in (
             duplicates.match(state, details.category, details.location, draft.occurred_at, rule)
-            for state in ports.index.open_in_category(details.category)
+            for state in ports.index.open_near(details.category, details.location, rule.radius_m)
         )
         if m is not None
     }
@@ -189,14 +189,27 @@ async def _join_incident(
     ports: Intake, store: EventStore, draft: _ReportDraft, incident_id: str
 ) -> ReportOutcome | _Retry:
     """Merge the report into ``incident_id``: _NO_MATCH if it does not fit (any more),
-    _CONFLICT if the incident changed while we decided (read everything again)."""
+    _CONFLICT if the incident changed while we decided (read everything again).
+
+    Decided first on what the index knows, which is current unless another replica or the
+    flow wrote since: the append's expected sequence tells, and then the history is read."""
+    known = ports.index.decided_on(incident_id)
+    if known is not None:
+        outcome = await _merge(ports, store, draft, *known)
+        if outcome is not _CONFLICT:
+            return outcome
     history = await store.load(incident_id)
     if not history:
         return _NOT_THERE_YET
-    state = fold(incident_id, history)
     ports.index.absorb(history.events)
+    return await _merge(ports, store, draft, fold(incident_id, history), history.version)
+
+
+async def _merge(
+    ports: Intake, store: EventStore, draft: _ReportDraft, state: IncidentState, version: int
+) -> ReportOutcome | _Retry:
     if draft.key is not None and draft.key in state.idempotency_keys:
-        return ReportOutcome(incident_id, "retried")
+        return ReportOutcome(state.incident_id, "retried")
     details = draft.details
     found = duplicates.match(
         state, details.category, details.location, draft.occurred_at, draft.rule
@@ -204,7 +217,7 @@ async def _join_incident(
     if found is None:
         return _NO_MATCH
     event = Merged(
-        incident_id=incident_id,
+        incident_id=state.incident_id,
         occurred_at=draft.occurred_at,
         source=SOURCE,
         actor=draft.actor,
@@ -219,12 +232,12 @@ async def _join_incident(
             [event],
             cause=_report_cause(draft, event.event_id),
             fingerprint="",
-            expected_version=history.version,
+            expected_version=version,
         )
     except ConcurrencyConflict:
         return _CONFLICT
     ports.index.absorb(written)
-    return ReportOutcome(incident_id, "merged", found.distance_m, found.minutes_apart)
+    return ReportOutcome(state.incident_id, "merged", found.distance_m, found.minutes_apart)
 
 
 @dataclass(frozen=True)

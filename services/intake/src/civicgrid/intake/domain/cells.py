@@ -69,11 +69,7 @@ class Grid:
     def near_cells(self, where: GeoPoint) -> list[Cell]:
         """Every cell that holds a point within the radius of ``where``."""
         lat, lon = math.radians(where.lat), math.radians(where.lon)
-        reach = (self.radius_m + _SLACK_M) / EARTH_RADIUS_M
-        if math.cos(lat) > math.sin(reach):
-            spread = math.asin(math.sin(reach) / math.cos(lat))
-        else:
-            spread = math.pi  # the cap holds a pole
+        reach, spread = _box(where, self.radius_m)
         cells: set[Cell] = set()
         for band in range(self._band_of(lat - reach), self._band_of(lat + reach) + 1):
             columns = self._columns(band)
@@ -85,6 +81,42 @@ class Grid:
             else:
                 cells.update(Cell(band, column % columns) for column in range(first, last + 1))
         return sorted(cells)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Latitudes and longitudes (degrees) that hold every point within a radius of a point;
+    ``west`` may be below -180 or ``east`` above 180 across the antimeridian."""
+
+    south: float
+    north: float
+    west: float
+    east: float
+
+    @property
+    def every_longitude(self) -> bool:
+        return self.east - self.west >= 360.0
+
+
+def bounding_box(where: GeoPoint, radius_m: float) -> Box:
+    reach, spread = _box(where, radius_m)
+    lat_reach, lon_spread = math.degrees(reach), math.degrees(spread)
+    return Box(
+        max(-90.0, where.lat - lat_reach),
+        min(90.0, where.lat + lat_reach),
+        where.lon - lon_spread,
+        where.lon + lon_spread,
+    )
+
+
+def _box(where: GeoPoint, radius_m: float) -> tuple[float, float]:
+    """(latitude reach, longitude spread) in radians of the cap of ``radius_m`` around
+    ``where``; a spread of pi when the cap holds a pole."""
+    lat = math.radians(where.lat)
+    reach = (radius_m + _SLACK_M) / EARTH_RADIUS_M
+    if math.cos(lat) > math.sin(reach):
+        return reach, math.asin(math.sin(reach) / math.cos(lat))
+    return reach, math.pi
 
 
 def bucket_seconds(window_minutes: float) -> float:

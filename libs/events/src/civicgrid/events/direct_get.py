@@ -1,5 +1,6 @@
 """Batched Direct Gets (ADR-31) on a stream: the reads that decide, from any replica that has
-caught up with what the reader knows exists.
+caught up with what the reader knows exists (intake's duplicate claims; the event store has its
+own reader of the same shape).
 
 A batched or multi-last Direct Get answers with several messages and an end-of-batch status,
 so nats-py's request() does not fit; one wildcard inbox per connection serves every read,
@@ -17,7 +18,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-_MIN_LAST_SEQ_NOT_REACHED = "412"
+_UP_TO_SEQUENCE = "Nats-UpTo-Sequence"
 _STALE_REPLICA_RETRIES = 20
 _STALE_REPLICA_PAUSE_S = 0.05
 
@@ -43,20 +44,24 @@ class DirectReader:
         self._router: _ReplyRouter | None = None
 
     async def get(self, request: dict[str, Any], at_least: int = 0) -> list[RawMessage]:
-        """The messages a Direct Get request answers, read where ``at_least`` (a stream
-        sequence the reader knows exists) is already applied: a lagging replica answers 412
-        and the read is asked again."""
-        if at_least:
-            request = {**request, "min_last_seq": at_least}
+        """The messages a Direct Get request answers, from a replica that has applied
+        ``at_least``: a stream sequence the reader knows exists among the messages asked for
+        (its own write). A replica behind it is asked again."""
         for _ in range(_STALE_REPLICA_RETRIES):
-            received = await self._get_once(request)
+            received = await self._get_once(request, at_least)
             if received is not None:
                 return received
             await asyncio.sleep(_STALE_REPLICA_PAUSE_S)
         raise DirectGetError(f"no replica has reached sequence {at_least} for {request}")
 
-    async def _get_once(self, request: dict[str, Any]) -> list[RawMessage] | None:
-        """The messages a batched Direct Get answers; None from a replica that lags behind."""
+    async def _get_once(self, request: dict[str, Any], at_least: int) -> list[RawMessage] | None:
+        """The messages a batched Direct Get answers; None from a replica that lags behind.
+
+        A batch ends with the answering replica's last stream sequence (``Nats-UpTo-Sequence``,
+        read under the stream's lock); nats-server 2.15 has no ``min_last_seq`` to ask for it.
+        "Nothing matches" from a replica, when ``at_least`` is among what was asked for, says
+        that replica has not got there yet.
+        """
         replies = await self._replies()
         token, queue = replies.open()
         try:
@@ -70,11 +75,11 @@ class DirectReader:
                 msg = await asyncio.wait_for(queue.get(), timeout=self._timeout)
                 headers = dict(msg.headers or {})
                 status = headers.get("Status")
-                if status in ("404", "204"):
-                    # 404: nothing matches; 204: end of this batch.
-                    return received
-                if status == _MIN_LAST_SEQ_NOT_REACHED:
-                    return None
+                if status == "404":
+                    return None if at_least else received
+                if status == "204":  # the end of this batch
+                    position = int(headers.get(_UP_TO_SEQUENCE, at_least))
+                    return None if position < at_least else received
                 if status is not None:
                     raise DirectGetError(
                         f"direct get {request}: {status} {headers.get('Description')}"

@@ -10,12 +10,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 from civicgrid.events import streams, subjects, wire
 from civicgrid.events.base import IncidentEvent
-from civicgrid.events.direct_get import DirectGetError, DirectReader, RawMessage
+from civicgrid.events.direct_get import RawMessage
 from civicgrid.events.models import load_event_json
 
 WRONG_LAST_SEQUENCE = 10071
@@ -24,6 +26,9 @@ NO_EVENTS_YET = 0
 _BATCH = 256
 # Every event type an incident can have, many times over: one multi-last answer holds them all.
 _MAX_SUBJECTS = 1024
+_MIN_LAST_SEQ_NOT_REACHED = "412"
+_STALE_REPLICA_RETRIES = 20
+_STALE_REPLICA_PAUSE_S = 0.05
 
 
 class StoreReadError(Exception):
@@ -32,6 +37,9 @@ class StoreReadError(Exception):
 
 class StoreWriteError(Exception):
     """The server refused an append for a reason other than a concurrent writer."""
+
+
+_RawMessage = RawMessage
 
 
 class ConcurrencyConflict(Exception):
@@ -107,7 +115,7 @@ class EventStore:
     def __init__(self, js: JetStreamContext, *, timeout: float = 5.0) -> None:
         self._js = js
         self._timeout = timeout
-        self._direct: DirectReader | None = None
+        self._reply_router: _ReplyRouter | None = None
 
     async def append(
         self,
@@ -255,7 +263,7 @@ class EventStore:
                 causes.setdefault(cause, raw.headers.get(wire.FINGERPRINT, ""))
         return History(incident_id, tuple(stored), causes)
 
-    async def _load_raw(self, incident_id: str, at_least: int) -> list[RawMessage]:
+    async def _load_raw(self, incident_id: str, at_least: int) -> list[_RawMessage]:
         filter_subject = subjects.incident_events(incident_id)
         lasts = await self._direct_get(
             {"multi_last": [filter_subject], "batch": _MAX_SUBJECTS}, at_least
@@ -281,14 +289,14 @@ class EventStore:
                 return raw.sequence
         return None
 
-    async def _read_subject(self, subject: str, before: int, at_least: int) -> list[RawMessage]:
+    async def _read_subject(self, subject: str, before: int, at_least: int) -> list[_RawMessage]:
         """Every message on one literal subject with a sequence below ``before``.
 
         A literal subject is found through the server's subject index (its first and last
         block), unlike a wildcard. ``up_to_seq`` does not bound a ``next_by_subj`` batch, so
         what was appended after the multi-last snapshot is dropped here.
         """
-        found: list[RawMessage] = []
+        found: list[_RawMessage] = []
         next_sequence = 1
         while next_sequence < before:
             request = {"seq": next_sequence, "next_by_subj": subject, "batch": _BATCH}
@@ -299,13 +307,82 @@ class EventStore:
             next_sequence = batch[-1].sequence + 1
         return found
 
-    async def _direct_get(self, request: dict[str, Any], at_least: int) -> list[RawMessage]:
-        try:
-            return await self._reader().get(request, at_least)
-        except DirectGetError as exc:
-            raise StoreReadError(str(exc)) from exc
+    async def _direct_get(self, request: dict[str, Any], at_least: int) -> list[_RawMessage]:
+        if at_least:
+            request = {**request, "min_last_seq": at_least}
+        for _ in range(_STALE_REPLICA_RETRIES):
+            received = await self._direct_get_once(request)
+            if received is not None:
+                return received
+            await asyncio.sleep(_STALE_REPLICA_PAUSE_S)
+        raise StoreReadError(f"no replica has reached sequence {at_least} for {request}")
 
-    def _reader(self) -> DirectReader:
-        if self._direct is None:
-            self._direct = DirectReader(self._js._nc, streams.INCIDENTS, timeout=self._timeout)
-        return self._direct
+    async def _direct_get_once(self, request: dict[str, Any]) -> list[_RawMessage] | None:
+        """The messages a batched Direct Get answers; None from a replica that lags behind."""
+        replies = await self._replies()
+        token, queue = replies.open()
+        try:
+            await self._js._nc.publish(
+                f"$JS.API.DIRECT.GET.{streams.INCIDENTS}",
+                json.dumps(request).encode(),
+                reply=replies.subject(token),
+            )
+            received: list[_RawMessage] = []
+            while True:
+                msg = await asyncio.wait_for(queue.get(), timeout=self._timeout)
+                headers = dict(msg.headers or {})
+                status = headers.get("Status")
+                if status in ("404", "204"):
+                    # 404: nothing matches; 204: end of this batch.
+                    return received
+                if status == _MIN_LAST_SEQ_NOT_REACHED:
+                    return None
+                if status is not None:
+                    raise StoreReadError(
+                        f"direct get {request}: {status} {headers.get('Description')}"
+                    )
+                received.append(_RawMessage(int(headers["Nats-Sequence"]), headers, msg.data))
+                if "batch" not in request and "multi_last" not in request:
+                    return received
+        finally:
+            replies.close(token)
+
+    async def _replies(self) -> _ReplyRouter:
+        if self._reply_router is None:
+            router = _ReplyRouter(self._js._nc.new_inbox())
+            await router.subscribe(self._js._nc)
+            self._reply_router = router
+        return self._reply_router
+
+
+class _ReplyRouter:
+    """One wildcard inbox for every history read, routed by token.
+
+    A batched Direct Get answers with several messages, so nats-py's request() does not fit;
+    a subscription per read would cost a SUB and an UNSUB round of protocol each time.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._queues: dict[str, asyncio.Queue[Msg]] = {}
+        self._counter = itertools.count()
+
+    async def subscribe(self, nc: NatsClient) -> None:
+        await nc.subscribe(f"{self._prefix}.*", cb=self._route)
+
+    def subject(self, token: str) -> str:
+        return f"{self._prefix}.{token}"
+
+    def open(self) -> tuple[str, asyncio.Queue[Msg]]:
+        token = str(next(self._counter))
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._queues[token] = queue
+        return token, queue
+
+    def close(self, token: str) -> None:
+        self._queues.pop(token, None)
+
+    async def _route(self, msg: Msg) -> None:
+        queue = self._queues.get(msg.subject.rsplit(".", 1)[-1])
+        if queue is not None:  # a late reply to a read that gave up is dropped
+            queue.put_nowait(msg)

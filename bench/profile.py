@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,12 @@ def _children(pid: int) -> dict[str, int]:
     return found
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _summarise(raw: Path) -> tuple[int, list[tuple[str, int, int]]]:
     """(samples, [(frame, self samples, inclusive samples)]) from py-spy's collapsed stacks."""
     own: collections.Counter[str] = collections.Counter()
@@ -69,11 +76,17 @@ def _summarise(raw: Path) -> tuple[int, list[tuple[str, int, int]]]:
     return total, [(frame, own[frame], inclusive[frame]) for frame in ranked]
 
 
-def _inclusive_top(raw: Path, needle: str) -> list[tuple[str, int]]:
+# py-spy names a frame's file from its package directory on: "(intake/claims.py:98)".
+OURS = re.compile(r"\((intake|routing|sla|reporting|events|servicekit|city)/")
+
+
+def _inclusive_top(raw: Path) -> list[tuple[str, int]]:
+    """Our own functions by the share of samples they are on the stack for."""
     inclusive: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        for frame in {f for f in stack.split(";") if needle in f}:
+        frames = {f for f in stack.split(";") if OURS.search(f) and "__main__" not in f}
+        for frame in frames - {f for f in frames if "serving.py" in f or "service.py:262" in f}:
             inclusive[frame] += int(count_text)
     return inclusive.most_common(TOP)
 
@@ -120,6 +133,9 @@ async def main(seconds: float, load: str) -> None:
                 service: _sample(py_spy, pid, seconds, directory / f"{service}.txt")
                 for service, pid in pids.items()
             }
+            assert server.process is not None
+            pids["nats-server"] = server.process.pid
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             started = time.monotonic()
             total, failed = await asyncio.to_thread(
                 end_to_end._wrk,
@@ -128,10 +144,17 @@ async def main(seconds: float, load: str) -> None:
                 script,
             )
             took = time.monotonic() - started
+            cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             for sampler in samplers.values():
                 sampler.wait(timeout=seconds + 60)
-            print(f"{load}: {total - failed} reports accepted ({failed} refused) in {took:.1f} s")
+            accepted = total - failed
+            print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
+            print("CPU ms per accepted report (while wrk ran; the flow may lag behind it):")
+            for name, seconds_used in cpu.items():
+                print(f"  {name:12} {1000 * seconds_used / max(1, accepted):6.2f}")
             for service in SERVICES:
+                if service not in samplers:
+                    continue
                 raw = directory / f"{service}.txt"
                 if not raw.exists():
                     print(f"\n{service}: no profile")
@@ -141,7 +164,7 @@ async def main(seconds: float, load: str) -> None:
                 for frame, own, inclusive in ranked:
                     print(f"  {100 * own / samples:5.1f} {100 * inclusive / samples:5.1f}  {frame}")
                 print("  civicgrid frames by inclusive share:")
-                for frame, count in _inclusive_top(raw, "civicgrid/"):
+                for frame, count in _inclusive_top(raw):
                     print(f"        {100 * count / samples:5.1f}  {frame}")
                 if os.environ.get("CIVICGRID_PROFILE_KEEP"):
                     shutil.copy(raw, Path(os.environ["CIVICGRID_PROFILE_KEEP"]) / raw.name)

@@ -37,11 +37,11 @@ async def test_the_later_of_two_near_claims_sees_the_earlier_and_not_the_other_w
     claims = DuplicateClaims(lambda: js)
     matter = fresh_matter(catalogue).code
     lon, lat = next_place()
-    first = await claims.claim(matter, claim_at(lon, lat), RULE)
-    second = await claims.claim(matter, claim_at(*north_of(lon, lat, 60)), RULE)
-    assert [c.incident_id for c in await claims.earlier_near(second, RULE)] == [
-        first.claim.incident_id
-    ]
+    first, before_first = await claims.claim(matter, claim_at(lon, lat), RULE)
+    second, before_second = await claims.claim(matter, claim_at(*north_of(lon, lat, 60)), RULE)
+    assert before_first == []
+    assert [c.incident_id for c in before_second] == [first.claim.incident_id]
+    assert before_second == await claims.earlier_near(second, RULE)
     assert await claims.earlier_near(first, RULE) == []
     await claims.withdraw(first)
     assert await claims.earlier_near(second, RULE) == []
@@ -55,7 +55,8 @@ async def test_claims_of_one_matter_apart_or_of_another_matter_do_not_meet(
     lon, lat = next_place()
     await claims.claim(matter, claim_at(lon, lat), RULE)
     await claims.claim(other, claim_at(*north_of(lon, lat, 10)), RULE)
-    beyond = await claims.claim(matter, claim_at(*north_of(lon, lat, 150)), RULE)
+    beyond, before = await claims.claim(matter, claim_at(*north_of(lon, lat, 150)), RULE)
+    assert before == []
     assert await claims.earlier_near(beyond, RULE) == []
 
 

@@ -34,6 +34,17 @@ class RawMessage:
     data: bytes
 
 
+def reaches(found: list[RawMessage], position: int | None, at_least: int) -> bool:
+    """Whether an answer is a snapshot of the stream at ``at_least`` or later: it says so, or
+    holds a message that far on. ("Nothing matches", when ``at_least`` is among what was asked
+    for, comes from a replica that has not got there yet.)"""
+    if not at_least:
+        return True
+    if position is not None and position >= at_least:
+        return True
+    return any(raw.sequence >= at_least for raw in found)
+
+
 class DirectReader:
     """Direct Gets on one stream over one connection."""
 
@@ -48,20 +59,16 @@ class DirectReader:
         ``at_least``: a stream sequence the reader knows exists among the messages asked for
         (its own write). A replica behind it is asked again."""
         for _ in range(_STALE_REPLICA_RETRIES):
-            received = await self._get_once(request, at_least)
-            if received is not None:
-                return received
+            found, position = await self.read_once(request)
+            if reaches(found, position, at_least):
+                return found
             await asyncio.sleep(_STALE_REPLICA_PAUSE_S)
         raise DirectGetError(f"no replica has reached sequence {at_least} for {request}")
 
-    async def _get_once(self, request: dict[str, Any], at_least: int) -> list[RawMessage] | None:
-        """The messages a batched Direct Get answers; None from a replica that lags behind.
-
-        A batch ends with the answering replica's last stream sequence (``Nats-UpTo-Sequence``,
-        read under the stream's lock); nats-server 2.15 has no ``min_last_seq`` to ask for it.
-        "Nothing matches" from a replica, when ``at_least`` is among what was asked for, says
-        that replica has not got there yet.
-        """
+    async def read_once(self, request: dict[str, Any]) -> tuple[list[RawMessage], int | None]:
+        """One answer to a batched Direct Get: its messages and the answering replica's last
+        stream sequence (``Nats-UpTo-Sequence`` ending a batch, read under the stream's lock;
+        None when nothing matched). nats-server 2.15 has no ``min_last_seq`` to ask for it."""
         replies = await self._replies()
         token, queue = replies.open()
         try:
@@ -75,18 +82,18 @@ class DirectReader:
                 msg = await asyncio.wait_for(queue.get(), timeout=self._timeout)
                 headers = dict(msg.headers or {})
                 status = headers.get("Status")
-                if status == "404":
-                    return None if at_least else received
+                if status == "404":  # nothing matches
+                    return received, None
                 if status == "204":  # the end of this batch
-                    position = int(headers.get(_UP_TO_SEQUENCE, at_least))
-                    return None if position < at_least else received
+                    position = headers.get(_UP_TO_SEQUENCE)
+                    return received, None if position is None else int(position)
                 if status is not None:
                     raise DirectGetError(
                         f"direct get {request}: {status} {headers.get('Description')}"
                     )
                 received.append(RawMessage(int(headers["Nats-Sequence"]), headers, msg.data))
                 if "batch" not in request and "multi_last" not in request:
-                    return received
+                    return received, None
         finally:
             replies.close(token)
 

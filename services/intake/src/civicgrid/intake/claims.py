@@ -23,6 +23,7 @@ expire with the bucket's max age.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from civicgrid.events.base import GeoPoint
-from civicgrid.events.direct_get import DirectReader, RawMessage
+from civicgrid.events.direct_get import DirectReader, RawMessage, reaches
 from civicgrid.events.streams import INTAKE_DUPLICATES_BUCKET
 from civicgrid.intake.domain.cells import Grid, bucket_of, near_buckets
 from civicgrid.intake.domain.duplicates import DuplicateRule, near
@@ -107,29 +108,31 @@ class DuplicateClaims:
         self._kv: KeyValue | None = None
         self._reader: tuple[object, DirectReader] | None = None
 
-    async def claim(self, category: str, claim: Claim, rule: DuplicateRule) -> Claimed:
-        """Write ``claim``; then ``earlier_near`` tells whether another is ahead of it."""
+    async def claim(
+        self, category: str, claim: Claim, rule: DuplicateRule
+    ) -> tuple[Claimed, list[Claim]]:
+        """Write ``claim`` and read the claims near it: those written before it (as
+        ``earlier_near``). The read goes out with the write, not after its acknowledgement;
+        an answer that does not reach the write's sequence is asked again."""
         key = claim_key(category, claim, rule)
         value = json.dumps(claim.to_json(), separators=(",", ":")).encode()
         # A put, not a create: a keyed report retried after its claimant died claims again,
         # under the same key, and queues behind whoever claimed meanwhile.
-        sequence = await (await self._bucket()).put(key, value)
-        return Claimed(category, claim, key, sequence)
+        request = _near_request(category, claim, rule)
+        reader = await self._direct()
+        sequence, (found, position) = await asyncio.gather(
+            (await self._bucket()).put(key, value), reader.read_once(request)
+        )
+        if not reaches(found, position, sequence):
+            found = await reader.get(request, at_least=sequence)
+        mine = Claimed(category, claim, key, sequence)
+        return mine, _earlier_near(mine, found, rule)
 
     async def earlier_near(self, mine: Claimed, rule: DuplicateRule) -> list[Claim]:
         """The claims written before ``mine`` within the rule's radius and window of it."""
-        claim = mine.claim
-        filters = near_filters(mine.category, claim.location, claim.at, rule)
-        request = {"multi_last": [_PREFIX + f for f in filters], "batch": _MAX_READ}
+        request = _near_request(mine.category, mine.claim, rule)
         found = await (await self._direct()).get(request, at_least=mine.sequence)
-        earlier = []
-        for raw in found:
-            other = _claim_in(raw)
-            if other is None or raw.sequence >= mine.sequence:
-                continue
-            if near(other.location, other.at, claim.location, claim.at, rule) is not None:
-                earlier.append(other)
-        return earlier
+        return _earlier_near(mine, found, rule)
 
     async def withdraw(self, mine: Claimed) -> None:
         """``mine`` lost to an earlier claim: nobody need wait for its incident any more."""
@@ -145,6 +148,23 @@ class DuplicateClaims:
         if self._reader is None or self._reader[0] is not nc:
             self._reader = (nc, DirectReader(nc, _STREAM))
         return self._reader[1]
+
+
+def _near_request(category: str, claim: Claim, rule: DuplicateRule) -> dict[str, object]:
+    filters = near_filters(category, claim.location, claim.at, rule)
+    return {"multi_last": [_PREFIX + f for f in filters], "batch": _MAX_READ}
+
+
+def _earlier_near(mine: Claimed, found: list[RawMessage], rule: DuplicateRule) -> list[Claim]:
+    claim = mine.claim
+    earlier = []
+    for raw in found:
+        other = _claim_in(raw)
+        if other is None or raw.sequence >= mine.sequence:
+            continue
+        if near(other.location, other.at, claim.location, claim.at, rule) is not None:
+            earlier.append(other)
+    return earlier
 
 
 def _claim_in(raw: RawMessage) -> Claim | None:

@@ -91,19 +91,15 @@ async def _take_report(ports: Intake, draft: _ReportDraft) -> ReportOutcome:
     rule = draft.rule
     attempts = 0
     mine: Claimed | None = None  # this report's claim, once written
+    earlier: list[Claim] = []  # the claims near it written before it
     # However the clock is set, waiting for another replica's claim is bounded.
     patience = time.monotonic() + CLAIM_GRACE.total_seconds()
     while attempts < MAX_ATTEMPTS:
-        earlier = await ports.claims.earlier_near(mine, rule) if mine is not None else []
         joined = await _join_nearest(ports, store, draft, earlier)
         if isinstance(joined, ReportOutcome):
             if mine is not None:
                 await ports.claims.withdraw(mine)
             return joined
-        if joined is _PENDING and time.monotonic() < patience:
-            # Another report claimed a matching incident first and is appending it right now.
-            await asyncio.sleep(PENDING_PAUSE_S)
-            continue
         if joined is _NO_MATCH:
             if mine is not None or not rule.merges:
                 incident_id = mine.claim.incident_id if mine is not None else None
@@ -114,11 +110,16 @@ async def _take_report(ports: Intake, draft: _ReportDraft) -> ReportOutcome:
                 draft.occurred_at,
                 ports.clock(),
             )
-            # Claimed first, read after: a claim written before this one is seen next round.
-            mine = await ports.claims.claim(draft.details.category, claim, rule)
+            mine, earlier = await ports.claims.claim(draft.details.category, claim, rule)
             continue
-        attempts += 1
-        ports.metrics.concurrency_retries.labels("report").inc()
+        if joined is _PENDING and time.monotonic() < patience:
+            # Another report claimed a matching incident first and is appending it right now.
+            await asyncio.sleep(PENDING_PAUSE_S)
+        else:
+            attempts += 1
+            ports.metrics.concurrency_retries.labels("report").inc()
+        if mine is not None:
+            earlier = await ports.claims.earlier_near(mine, rule)
     raise rejected("the incidents nearby are changing too quickly; try again")
 
 

@@ -6,7 +6,8 @@ py-spy (a dev dependency). Prints, per service, the functions with the most samp
 (self) share and the share of samples they are on the stack for (inclusive), both as a
 percentage of that process's samples. The README's bench section quotes this output.
 
-``python -m bench.profile [seconds] [mixed|storm]``.
+``python -m bench.profile [seconds] [mixed|storm|relay]`` (relay: the baseline's CPU per report,
+without py-spy).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import time
 from pathlib import Path
 
 import nats
+from nats.js.api import StorageType, StreamConfig
 
-from bench import end_to_end
+from bench import end_to_end, relay
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 
 SERVICES = ("intake", "routing", "sla", "reporting")
@@ -101,9 +103,53 @@ def _sample(py_spy: Path, pid: int, seconds: float, output: Path) -> subprocess.
     )  # fmt: skip
 
 
+async def relay_cpu(seconds: float) -> None:
+    """The relay's CPU time per report (``bench.relay``, the end-to-end baseline), measured the
+    same way: what a report costs with no logic."""
+    with tempfile.TemporaryDirectory(prefix="civicgrid-profile-") as name:
+        directory = Path(name)
+        script = end_to_end._wrk_script(end_to_end._bodies(2000, None), directory)
+        server = EmbeddedNats(data_dir=directory / "nats", port=free_port())
+        server.start()
+        client = await nats.connect(server.client_url, name="bench-profile")
+        await client.jetstream().add_stream(
+            StreamConfig(name=relay.STREAM, subjects=["relay.>"], storage=StorageType.FILE)
+        )
+        port, url = free_port(), server.client_url
+        parts = {
+            "ingress": ["ingress", str(port), url],
+            "hop reported": ["hop", url, "reported", "assigned"],
+            "hop assigned": ["hop", url, "assigned", "clock_started"],
+            "project": ["project", url, str(directory / "relay.sqlite")],
+        }
+        processes = {n: end_to_end._spawn(["-m", "bench.relay", *a]) for n, a in parts.items()}
+        try:
+            end_to_end._wait_http(f"http://127.0.0.1:{port}/", 30)
+            assert server.process is not None
+            pids = {n: p.pid for n, p in processes.items()} | {"nats-server": server.process.pid}
+            before = {n: _cpu_seconds(pid) for n, pid in pids.items()}
+            total, failed = await asyncio.to_thread(
+                end_to_end._wrk, f"http://127.0.0.1:{port}/open311/v2/requests.json", seconds,
+                script,
+            )  # fmt: skip
+            accepted = total - failed
+            print(f"relay: {accepted} reports accepted ({failed} refused)")
+            print("CPU ms per accepted report (while wrk ran; the flow may lag behind it):")
+            for n, pid in pids.items():
+                used = _cpu_seconds(pid) - before[n]
+                print(f"  {n:12} {1000 * used / max(1, accepted):6.2f}")
+        finally:
+            end_to_end._stop(list(processes.values()))
+            await client.close()
+            server.stop()
+
+
 async def main(seconds: float, load: str) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
+    if load == "relay":
+        await relay_cpu(seconds)
+        return
     py_spy = Path(sys.executable).with_name("py-spy")
     with tempfile.TemporaryDirectory(prefix="civicgrid-profile-") as name:
         directory = Path(name)

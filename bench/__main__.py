@@ -1,10 +1,16 @@
-"""Runs every benchmark and prints each figure with its ratio to the raw-NATS baseline."""
+"""Runs every benchmark and prints each figure with its ratio to the raw-NATS baseline.
+
+``python -m bench``: every row, also written as JSON; ``python -m bench end-to-end``: only the
+end-to-end rows (about a minute; needs wrk), printed. ``python -m bench.profile`` samples the
+services under the end-to-end load with py-spy.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import platform
+import sys
 
 from bench import (
     baseline,
@@ -31,7 +37,20 @@ def _rate(table: Table, section: str, figure: Figure, against: Row | None = None
     return table.against(against, section, figure.name, figure.rate, figure.unit)
 
 
+async def end_to_end_only() -> None:
+    """``python -m bench end-to-end``: only the end-to-end rows (relay, mixed, storm)."""
+    table = Table(scale=SCALE)
+    e2e = "end to end: Open311 POST (wrk, 16 connections) -> projected in reporting"
+    relayed, mixed, storm = await end_to_end.measure(max(5.0, 10 * SCALE))
+    mixed_row = _rate(table, e2e, mixed, _rate(table, e2e, relayed))
+    _rate(table, e2e, storm, mixed_row)
+    print(table.render())
+
+
 async def main() -> None:
+    if sys.argv[1:] == ["end-to-end"]:
+        await end_to_end_only()
+        return
     print(f"civicgrid benchmarks on {platform.node()} ({os.cpu_count()} cores), scale {SCALE}")
     async with bench_server() as (server, client):
         raw_publish = await baseline.publish_windowed(client, _n(50_000))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -109,13 +111,19 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
         await js.create_key_value(
             KeyValueConfig(
                 bucket=INTAKE_DUPLICATES_BUCKET,
-                description="Duplicate-report claims per matter and time bucket (intake)",
+                description="Duplicate-report claims per matter, time bucket and place (intake)",
                 history=1,
                 ttl=INTAKE_DUPLICATES_MAX_AGE_S,
                 storage=StorageType.FILE,
                 replicas=replicas,
+                # Intake reads the claims near a report in one multi-last Direct Get.
+                direct=True,
             )
         )
+    else:
+        claims = await js.stream_info(f"KV_{INTAKE_DUPLICATES_BUCKET}")
+        if not claims.config.allow_direct:
+            await js.update_stream(replace(claims.config, allow_direct=True))
     for bucket, what in (
         (ROUTING_POLICY_BUCKET, "Routing policy versions"),
         (SLA_POLICY_BUCKET, "SLA policy versions"),

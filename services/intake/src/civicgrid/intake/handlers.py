@@ -5,7 +5,6 @@ this is what the web, NATS and consumer entry points hold (built in ``app``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from civicgrid.intake.claims import DuplicateClaims
 from civicgrid.intake.domain.commands import Command
 from civicgrid.intake.domain.state import IncidentState
 from civicgrid.intake.index import IncidentIndex
+from civicgrid.intake.keyed_locks import KeyedLocks
 from civicgrid.intake.metrics import IntakeMetrics
 from civicgrid.intake.outcomes import CommandOutcome, ReportOutcome
 from civicgrid.intake.reports import ReportIn
@@ -33,8 +33,9 @@ class Intake:
     metrics: IntakeMetrics
     claims: DuplicateClaims
     clock: Callable[[], datetime] = utc_now
-    # One report decision at a time per matter in this replica (across replicas: the claims).
-    category_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # One merge at a time into an incident in this replica: reports joining one incident
+    # together would otherwise mostly fail their expected-version check and go round again.
+    incident_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def report(
         self, report: ReportIn, *, system: str, key: str | None, correlation_id: str | None = None

@@ -11,16 +11,39 @@ order. It lives in memory: a restarted replica projects the stream again from th
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from civicgrid.events.base import IncidentEvent
+from civicgrid.events.base import GeoPoint, IncidentEvent
 from civicgrid.events.incident_events import Merged, Reported
 from civicgrid.events.projector import PositionMoved, ProjectedEvent
 from civicgrid.events.store import StoredEvent
+from civicgrid.intake.domain.cells import bounding_box
 from civicgrid.intake.domain.state import IncidentState, apply
 from civicgrid.intake.open311 import Update, status_of, update_for
+
+_SQUARE_DEG = 0.01  # about a kilometre
+_COLUMNS = round(360 / _SQUARE_DEG)
+_MAX_SQUARES = 64
+
+
+def _row(lat: float) -> int:
+    return math.floor(lat / _SQUARE_DEG)
+
+
+def _column(lon: float) -> int:
+    return math.floor(lon / _SQUARE_DEG)
+
+
+def _wrapped(column: int) -> int:
+    """A column across the antimeridian as the same column within -180..180."""
+    return (column + _COLUMNS // 2) % _COLUMNS - _COLUMNS // 2
+
+
+def _square(where: GeoPoint) -> tuple[int, int]:
+    return _row(where.lat), _wrapped(_column(where.lon))
 
 
 @dataclass(frozen=True)
@@ -39,6 +62,10 @@ class IncidentIndex:
         self._applied: dict[str, int] = {}
         self._keys: dict[str, str] = {}
         self._open_by_category: dict[str, set[str]] = {}
+        # Open incidents by matter and by square of _SQUARE_DEG where they were reported:
+        # finding the duplicates of a report looks at the squares its radius reaches, not at
+        # every open incident of its matter (a storm opens hundreds).
+        self._open_by_square: dict[str, dict[tuple[int, int], set[str]]] = {}
         self._by_reported_at: list[tuple[datetime, str]] = []
         self._updates: list[tuple[datetime, str, Update]] = []
 
@@ -88,8 +115,17 @@ class IncidentIndex:
     def _reindex_open(self, before: IncidentState, after: IncidentState) -> None:
         if before.is_open:
             self._open_by_category.get(before.category, set()).discard(before.incident_id)
+            if before.report is not None:
+                squares = self._open_by_square.get(before.category, {})
+                square = _square(before.report.location)
+                squares.get(square, set()).discard(before.incident_id)
+                if not squares.get(square, True):
+                    del squares[square]
         if after.is_open:
             self._open_by_category.setdefault(after.category, set()).add(after.incident_id)
+            if after.report is not None:
+                squares = self._open_by_square.setdefault(after.category, {})
+                squares.setdefault(_square(after.report.location), set()).add(after.incident_id)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -102,6 +138,30 @@ class IncidentIndex:
     def open_in_category(self, category: str) -> list[IncidentState]:
         ids = self._open_by_category.get(category, set())
         return [self._states[incident_id] for incident_id in sorted(ids)]
+
+    def open_near(self, category: str, where: GeoPoint, radius_m: float) -> list[IncidentState]:
+        """The open incidents of ``category`` that may lie within ``radius_m`` of ``where``
+        (every one that does, and some that do not)."""
+        box = bounding_box(where, radius_m)
+        rows = range(_row(box.south), _row(box.north) + 1)
+        columns = range(_column(box.west), _column(box.east) + 1)
+        if box.every_longitude or len(rows) * len(columns) > _MAX_SQUARES:
+            return self.open_in_category(category)
+        squares = self._open_by_square.get(category, {})
+        found: set[str] = set()
+        for row in rows:
+            for column in columns:
+                found.update(squares.get((row, _wrapped(column)), ()))
+        return [self._states[incident_id] for incident_id in sorted(found)]
+
+    def decided_on(self, incident_id: str) -> tuple[IncidentState, int] | None:
+        """The incident's state and the stream sequence of the last event it folds.
+
+        Complete up to that sequence (the projector applies the stream in order, and what this
+        replica read or wrote comes whole), so a decision on it, appended expecting that
+        sequence, is stored only if nothing happened since."""
+        state = self._states.get(incident_id)
+        return None if state is None else (state, self._applied[incident_id])
 
     def requests(self, query: RequestQuery) -> list[IncidentState]:
         """Newest first, reported within [start, end], at most ``limit``."""

@@ -1,9 +1,12 @@
 """Taking a report: admit it, join the nearest open incident it duplicates, or open one.
 
-Of two reports of one problem at two replicas, one opens the incident and the other joins it:
-a new incident is claimed first in the matter's duplicate claims (``claims``); a claim whose
-incident is still on its way is waited for, briefly. Every append is one decision with the
-report's cause (its key, when it has one), expecting the version it was decided on.
+Of two reports of one problem, at one replica or two, one opens the incident and the other
+joins it: a report that finds nothing to join in the index claims its new incident
+(``claims``) and then reads the claims near it; an earlier one wins, and a claim whose incident
+is still on its way is waited for, briefly. Nothing else makes reports wait for each other: not
+a lock per matter, only one merge at a time into one incident in this replica. Every append is
+one decision with the report's cause (its key, when it has one), expecting the version it was
+decided on.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from civicgrid.events.ids import new_event_id
 from civicgrid.events.incident_events import Merged, ReportDetails, Reported
 from civicgrid.events.store import ConcurrencyConflict, EventStore
 from civicgrid.intake.admission import admit
-from civicgrid.intake.claims import CLAIM_GRACE, Claim, ClaimsView
+from civicgrid.intake.claims import CLAIM_GRACE, Claim, Claimed
 from civicgrid.intake.domain import duplicates, identity
-from civicgrid.intake.domain.state import fold
+from civicgrid.intake.domain.state import IncidentState, fold
 from civicgrid.intake.errors import Refused, rejected
 from civicgrid.intake.outcomes import ReportOutcome
 from civicgrid.intake.reports import ReportIn
@@ -62,11 +65,7 @@ async def take_report(
         actor=Actor(kind=ActorKind.EXTERNAL_SYSTEM, id=system),
         correlation_id=correlation_id or report.correlation_id,
     )
-    # One decision at a time per category in this replica: two reports of one problem
-    # arriving together must not both open an incident.
-    lock = ports.category_locks.setdefault(details.category, asyncio.Lock())
-    async with lock:
-        outcome = await _take_report(ports, draft)
+    outcome = await _take_report(ports, draft)
     ports.metrics.reports.labels(channel, outcome.outcome).inc()
     log.info(
         "report_taken",
@@ -91,47 +90,56 @@ async def _take_report(ports: Intake, draft: _ReportDraft) -> ReportOutcome:
             return ReportOutcome(derived, "retried")
     rule = draft.rule
     attempts = 0
+    mine: Claimed | None = None  # this report's claim, once written
+    earlier: list[Claim] = []  # the claims near it written before it
     # However the clock is set, waiting for another replica's claim is bounded.
     patience = time.monotonic() + CLAIM_GRACE.total_seconds()
     while attempts < MAX_ATTEMPTS:
-        view = None
-        if rule.merges:
-            category, at = draft.details.category, draft.occurred_at
-            view = await ports.claims.view(category, at, rule.window_minutes)
-        joined = await _join_nearest(ports, store, draft, view)
+        joined = await _join_nearest(ports, store, draft, earlier)
         if isinstance(joined, ReportOutcome):
+            if mine is not None:
+                await ports.claims.withdraw(mine)
             return joined
-        if joined is _PENDING and time.monotonic() < patience:
-            # Another replica claimed a matching incident and is appending it right now.
-            await asyncio.sleep(PENDING_PAUSE_S)
-            continue
         if joined is _NO_MATCH:
-            incident_id = identity.incident_id_for(draft.key)
-            now = ports.clock()
-            claim = Claim(incident_id, draft.details.location, draft.occurred_at, now)
-            if view is None or await ports.claims.claim(view, claim, rule.window_minutes):
+            if mine is not None or not rule.merges:
+                incident_id = mine.claim.incident_id if mine is not None else None
                 return await _open_incident(ports, store, draft, incident_id)
-        attempts += 1
-        ports.metrics.concurrency_retries.labels("report").inc()
+            claim = Claim(
+                identity.incident_id_for(draft.key),
+                draft.details.location,
+                draft.occurred_at,
+                ports.clock(),
+            )
+            mine, earlier = await ports.claims.claim(draft.details.category, claim, rule)
+            continue
+        if joined is _PENDING and time.monotonic() < patience:
+            # Another report claimed a matching incident first and is appending it right now.
+            await asyncio.sleep(PENDING_PAUSE_S)
+        else:
+            attempts += 1
+            ports.metrics.concurrency_retries.labels("report").inc()
+        if mine is not None:
+            earlier = await ports.claims.earlier_near(mine, rule)
     raise rejected("the incidents nearby are changing too quickly; try again")
 
 
 async def _join_nearest(
-    ports: Intake, store: EventStore, draft: _ReportDraft, view: ClaimsView | None
+    ports: Intake, store: EventStore, draft: _ReportDraft, claims: list[Claim]
 ) -> ReportOutcome | _Retry:
-    """Join the nearest open incident that fits; _NO_MATCH if none does."""
+    """Join the nearest open incident that fits, in the index or claimed earlier; _NO_MATCH
+    if none does."""
     details, rule = draft.details, draft.rule
     found = {
         m.incident_id: m
         for m in (
             duplicates.match(state, details.category, details.location, draft.occurred_at, rule)
-            for state in ports.index.open_in_category(details.category)
+            for state in ports.index.open_near(details.category, details.location, rule.radius_m)
         )
         if m is not None
     }
     pending: set[str] = set()
     now = ports.clock()
-    for claim in view.claims() if view is not None else ():
+    for claim in claims:
         near = duplicates.near(claim.location, claim.at, details.location, draft.occurred_at, rule)
         if near is not None and claim.incident_id not in found:
             found[claim.incident_id] = duplicates.DuplicateMatch(claim.incident_id, *near)
@@ -140,7 +148,8 @@ async def _join_nearest(
     for candidate in sorted(
         found.values(), key=lambda m: (m.distance_m, m.minutes_apart, m.incident_id)
     ):
-        outcome = await _join_incident(ports, store, draft, candidate.incident_id)
+        async with ports.incident_locks.holding(candidate.incident_id):
+            outcome = await _join_incident(ports, store, draft, candidate.incident_id)
         if outcome is _NOT_THERE_YET:
             if candidate.incident_id in pending:
                 return _PENDING
@@ -151,8 +160,9 @@ async def _join_nearest(
 
 
 async def _open_incident(
-    ports: Intake, store: EventStore, draft: _ReportDraft, incident_id: str
+    ports: Intake, store: EventStore, draft: _ReportDraft, incident_id: str | None
 ) -> ReportOutcome:
+    incident_id = incident_id or identity.incident_id_for(draft.key)
     event_id = new_event_id()
     event = Reported(
         event_id=event_id,
@@ -180,14 +190,27 @@ async def _join_incident(
     ports: Intake, store: EventStore, draft: _ReportDraft, incident_id: str
 ) -> ReportOutcome | _Retry:
     """Merge the report into ``incident_id``: _NO_MATCH if it does not fit (any more),
-    _CONFLICT if the incident changed while we decided (read everything again)."""
+    _CONFLICT if the incident changed while we decided (read everything again).
+
+    Decided first on what the index knows, which is current unless another replica or the
+    flow wrote since: the append's expected sequence tells, and then the history is read."""
+    known = ports.index.decided_on(incident_id)
+    if known is not None:
+        outcome = await _merge(ports, store, draft, *known)
+        if outcome is not _CONFLICT:
+            return outcome
     history = await store.load(incident_id)
     if not history:
         return _NOT_THERE_YET
-    state = fold(incident_id, history)
     ports.index.absorb(history.events)
+    return await _merge(ports, store, draft, fold(incident_id, history), history.version)
+
+
+async def _merge(
+    ports: Intake, store: EventStore, draft: _ReportDraft, state: IncidentState, version: int
+) -> ReportOutcome | _Retry:
     if draft.key is not None and draft.key in state.idempotency_keys:
-        return ReportOutcome(incident_id, "retried")
+        return ReportOutcome(state.incident_id, "retried")
     details = draft.details
     found = duplicates.match(
         state, details.category, details.location, draft.occurred_at, draft.rule
@@ -195,7 +218,7 @@ async def _join_incident(
     if found is None:
         return _NO_MATCH
     event = Merged(
-        incident_id=incident_id,
+        incident_id=state.incident_id,
         occurred_at=draft.occurred_at,
         source=SOURCE,
         actor=draft.actor,
@@ -210,12 +233,12 @@ async def _join_incident(
             [event],
             cause=_report_cause(draft, event.event_id),
             fingerprint="",
-            expected_version=history.version,
+            expected_version=version,
         )
     except ConcurrencyConflict:
         return _CONFLICT
     ports.index.absorb(written)
-    return ReportOutcome(incident_id, "merged", found.distance_m, found.minutes_apart)
+    return ReportOutcome(state.incident_id, "merged", found.distance_m, found.minutes_apart)
 
 
 @dataclass(frozen=True)

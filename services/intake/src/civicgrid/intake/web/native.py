@@ -91,7 +91,7 @@ def command_id_of(header: str | None, command: Command) -> str:
 def native_router(intake: Intake, gate: Gate) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["native"], responses=_REFUSALS)
 
-    def authenticated(api_key: ApiKey) -> str:
+    async def authenticated(api_key: ApiKey) -> str:  # async: no worker thread per request
         gate.keys.identify(api_key)  # 401 before anything else is looked at
         assert api_key is not None
         return api_key

@@ -148,7 +148,9 @@ _UPDATE_BODY = _body(UpdateForm)
 
 
 def open311_router(intake: Intake, gate: Gate, catalogue: Catalogue) -> APIRouter:
-    def check_jurisdiction(
+    # async: FastAPI runs a plain def dependency on a worker thread, a thread hop per request
+    # (the profile under load showed it).
+    async def check_jurisdiction(
         jurisdiction_id: Annotated[
             str | None,
             Query(description="optional; when given, the city's own id (see discovery)"),

@@ -1,0 +1,226 @@
+"""Where the services spend their time under the end-to-end load: ``python -m bench.profile``.
+
+Starts the platform as ``bench.end_to_end`` does (``civicgrid up`` on a fresh nats-server),
+drives Open311 POSTs with wrk for a while, and meanwhile samples every service process with
+py-spy (a dev dependency). Prints, per service, the functions with the most samples: their own
+(self) share and the share of samples they are on the stack for (inclusive), both as a
+percentage of that process's samples. The README's bench section quotes this output.
+
+``python -m bench.profile [seconds] [mixed|storm|relay]`` (relay: the baseline's CPU per report,
+without py-spy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+from nats.js.api import StorageType, StreamConfig
+
+from bench import end_to_end, relay
+from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+
+SERVICES = ("intake", "routing", "sla", "reporting")
+TOP = 12
+
+
+def _children(pid: int) -> dict[str, int]:
+    """The service processes that ``civicgrid up`` started, by service name."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parent = next(line for line in status.splitlines() if line.startswith("PPid:"))
+        if int(parent.split()[1]) != pid:
+            continue
+        for service in SERVICES:
+            if f"civicgrid.{service}" in command:
+                found[service] = int(entry.name)
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _summarise(raw: Path) -> tuple[int, list[tuple[str, int, int]]]:
+    """(samples, [(frame, self samples, inclusive samples)]) from py-spy's collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if f and not f.startswith("process ")]
+        if not frames:
+            continue
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    ranked = sorted(own, key=lambda f: -own[f])[:TOP]
+    return total, [(frame, own[frame], inclusive[frame]) for frame in ranked]
+
+
+# py-spy names a frame's file from its package directory on: "(intake/claims.py:98)".
+OURS = re.compile(r"\((intake|routing|sla|reporting|events|servicekit|city)/")
+
+
+def _inclusive_top(raw: Path) -> list[tuple[str, int]]:
+    """Our own functions by the share of samples they are on the stack for."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = {f for f in stack.split(";") if OURS.search(f) and "__main__" not in f}
+        for frame in frames - {f for f in frames if "serving.py" in f or "service.py:262" in f}:
+            inclusive[frame] += int(count_text)
+    return inclusive.most_common(TOP)
+
+
+def _sample(py_spy: Path, pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy on one process for ``seconds``, without pausing it, as collapsed stacks."""
+    return subprocess.Popen(
+        [str(py_spy), "record", "--pid", str(pid), "--duration", str(round(seconds)),
+         "--rate", "200", "--nonblocking", "--format", "raw", "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def relay_cpu(seconds: float) -> None:
+    """The relay's CPU time per report (``bench.relay``, the end-to-end baseline), measured the
+    same way: what a report costs with no logic."""
+    with tempfile.TemporaryDirectory(prefix="civicgrid-profile-") as name:
+        directory = Path(name)
+        script = end_to_end._wrk_script(end_to_end._bodies(2000, None), directory)
+        server = EmbeddedNats(data_dir=directory / "nats", port=free_port())
+        server.start()
+        client = await nats.connect(server.client_url, name="bench-profile")
+        await client.jetstream().add_stream(
+            StreamConfig(name=relay.STREAM, subjects=["relay.>"], storage=StorageType.FILE)
+        )
+        port, url = free_port(), server.client_url
+        parts = {
+            "ingress": ["ingress", str(port), url],
+            "hop reported": ["hop", url, "reported", "assigned"],
+            "hop assigned": ["hop", url, "assigned", "clock_started"],
+            "project": ["project", url, str(directory / "relay.sqlite")],
+        }
+        processes = {n: end_to_end._spawn(["-m", "bench.relay", *a]) for n, a in parts.items()}
+        try:
+            end_to_end._wait_http(f"http://127.0.0.1:{port}/", 30)
+            assert server.process is not None
+            pids = {n: p.pid for n, p in processes.items()} | {"nats-server": server.process.pid}
+            before = {n: _cpu_seconds(pid) for n, pid in pids.items()}
+            total, failed = await asyncio.to_thread(
+                end_to_end._wrk, f"http://127.0.0.1:{port}/open311/v2/requests.json", seconds,
+                script,
+            )  # fmt: skip
+            accepted = total - failed
+            print(f"relay: {accepted} reports accepted ({failed} refused)")
+            print("CPU ms per accepted report (while wrk ran; the flow may lag behind it):")
+            for n, pid in pids.items():
+                used = _cpu_seconds(pid) - before[n]
+                print(f"  {n:12} {1000 * used / max(1, accepted):6.2f}")
+        finally:
+            end_to_end._stop(list(processes.values()))
+            await client.close()
+            server.stop()
+
+
+async def main(seconds: float, load: str) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    if load == "relay":
+        await relay_cpu(seconds)
+        return
+    py_spy = Path(sys.executable).with_name("py-spy")
+    with tempfile.TemporaryDirectory(prefix="civicgrid-profile-") as name:
+        directory = Path(name)
+        bodies = end_to_end._bodies(2000, "water.waterlogging" if load == "storm" else None)
+        script = end_to_end._wrk_script(bodies, directory)
+        server = EmbeddedNats(data_dir=directory / "nats", port=free_port())
+        server.start()
+        client = await nats.connect(server.client_url, name="bench-profile")
+        ports = {s: free_port() for s in SERVICES}
+        env = {
+            **os.environ,
+            "CIVICGRID_DEV_API_KEY": end_to_end.API_KEY,
+            **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
+        }
+        env.pop("CIVICGRID_CONFIG", None)
+        env.pop("CIVICGRID_INSTANCES", None)
+        up = end_to_end._spawn(
+            ["-m", "civicgrid.cli", "up", "--nats", server.client_url, "--data-dir",
+             str(directory / "data")],
+            env,
+        )  # fmt: skip
+        try:
+            for port in ports.values():
+                end_to_end._wait_http(f"http://127.0.0.1:{port}/readyz", 120)
+            pids = _children(up.pid)
+            samplers = {
+                service: _sample(py_spy, pid, seconds, directory / f"{service}.txt")
+                for service, pid in pids.items()
+            }
+            assert server.process is not None
+            pids["nats-server"] = server.process.pid
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            started = time.monotonic()
+            total, failed = await asyncio.to_thread(
+                end_to_end._wrk,
+                f"http://127.0.0.1:{ports['intake']}/open311/v2/requests.json",
+                seconds,
+                script,
+            )
+            took = time.monotonic() - started
+            cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            for sampler in samplers.values():
+                sampler.wait(timeout=seconds + 60)
+            accepted = total - failed
+            print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
+            print("CPU ms per accepted report (while wrk ran; the flow may lag behind it):")
+            for name, seconds_used in cpu.items():
+                print(f"  {name:12} {1000 * seconds_used / max(1, accepted):6.2f}")
+            for service in SERVICES:
+                if service not in samplers:
+                    continue
+                raw = directory / f"{service}.txt"
+                if not raw.exists():
+                    print(f"\n{service}: no profile")
+                    continue
+                samples, ranked = _summarise(raw)
+                print(f"\n{service}: {samples} samples; self% incl% frame")
+                for frame, own, inclusive in ranked:
+                    print(f"  {100 * own / samples:5.1f} {100 * inclusive / samples:5.1f}  {frame}")
+                print("  civicgrid frames by inclusive share:")
+                for frame, count in _inclusive_top(raw):
+                    print(f"        {100 * count / samples:5.1f}  {frame}")
+                if os.environ.get("CIVICGRID_PROFILE_KEEP"):
+                    shutil.copy(raw, Path(os.environ["CIVICGRID_PROFILE_KEEP"]) / raw.name)
+        finally:
+            end_to_end._stop([up])
+            await client.close()
+            server.stop()
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    seconds = float(arguments[0]) if arguments else 10.0
+    asyncio.run(main(seconds, arguments[1] if len(arguments) > 1 else "mixed"))

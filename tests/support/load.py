@@ -59,6 +59,12 @@ class Load:
     receipts: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> incident id
     retries: int = 0
     refused: list[str] = field(default_factory=list)
+    sent: int = 0  # reports dispatched: all the bodies, unless stopped early
+    _stopping: bool = False
+
+    def stop(self) -> None:
+        """Send no further report; those already sent still finish (retries included)."""
+        self._stopping = True
 
     @property
     def accepted(self) -> int:
@@ -76,6 +82,9 @@ class Load:
                 due = started + index / self.rate
                 if (delay := due - time.monotonic()) > 0:
                     await asyncio.sleep(delay)
+                if self._stopping:
+                    break
+                self.sent += 1
                 sending.append(asyncio.create_task(self._send(http, index, body)))
             await asyncio.gather(*sending)
 

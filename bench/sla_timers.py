@@ -108,6 +108,7 @@ async def baseline(client: NatsClient, count: int, window_s: float, lead_s: floa
                 stage="breach",
                 clock_version=1,
                 fire_at=dues[i],
+                correlation_id="bench",
             ),
         )
 
@@ -170,6 +171,8 @@ async def _write_clocks(client: NatsClient, count: int, dues: list[datetime], ru
                 stage="breach",
                 clock_version=1,
                 fire_at=dues[i],
+                # As sla arms it: with the correlation id of the event that started the clock.
+                correlation_id="bench",
             ),
         )
 

@@ -74,14 +74,13 @@ class Auditor:
     async def sweep(self) -> AuditReport:
         report = AuditReport(at=datetime.now(UTC))
         now = self.ports.now()
-        running = self.view.running()
-        report.running_clocks = len(running)
         if self.firings_backlog is not None:
             report.firings_backlog = await self.firings_backlog()
-        if report.firings_backlog:
-            # Overdue steps whose firings wait in the stream are late, not lost: the consumer
-            # will judge them. Repairing now would race it and count false repairs.
-            running = []
+        # Overdue steps whose firings wait in the stream are late, not lost: the consumer
+        # will judge them. Repairing now would race it and count false repairs. (Nor is the
+        # view walked for them then: with a backlog, the consumer needs the time.)
+        running = [] if report.firings_backlog else self.view.running()
+        report.running_clocks = len(running) if running else self.view.running_count()
         for clocks, clock in running:
             if clock.status is not Status.RUNNING:
                 continue

@@ -127,6 +127,13 @@ class RunningClocks:
             return None
         return fence.version, clocks
 
+    def running_count(self) -> int:
+        return sum(
+            clock.status is not Status.STOPPED
+            for clocks in self.incidents.values()
+            for clock in clocks.by_name.values()
+        )
+
     def on_message(self, msg: Msg) -> None:
         sequence = msg.metadata.sequence.stream
         _, incident_id, event_type = msg.subject.split(".", 2)

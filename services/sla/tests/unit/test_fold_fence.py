@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 
 from civicgrid.events import wire
 from civicgrid.events.base import IncidentEvent
+from civicgrid.events.store import StoredEvent
 from civicgrid.sla.domain.calendar import build_calendar
 from civicgrid.sla.domain.clocks import Clock, Clocks, Status
 from civicgrid.sla.domain.decide import (
@@ -291,3 +292,31 @@ def test_the_rest_of_a_half_stored_reaction_stored_later_is_not_offered() -> Non
     stream.append(reaction[0], script.at(60).reported(), *reaction[1:])
     assert walk(script.incident_id, stream.history, POLICY, CALENDAR.due).missing == ()
     assert stream.view.fence(script.incident_id) is None
+
+
+def test_what_a_firing_appended_on_the_fence_is_folded_at_once_and_once() -> None:
+    script = Script(T0)
+    stream = Stream()
+    stream.append(script.reported(), script.assigned(GRID_A))
+    stream.react(script.incident_id)
+    offered = stream.view.fence(script.incident_id)
+    assert offered is not None
+    version, folded = offered
+    resolve = folded.by_name["resolve"]
+    firing = Firing(
+        script.incident_id, "resolve", resolve.version, "breach", fire_at=resolve.due_at
+    )
+    judged = judge_firing(
+        folded, firing, POLICY, resolve.due_at, correlation_id="c", notify_unit=default_notify_unit
+    )
+    breach = StoredEvent(version + 1, judged.events[0])
+    stream.view.appended(script.incident_id, version - 1, [breach])  # not on this fold: ignored
+    assert stream.view.fence(script.incident_id) == offered
+    stream.view.appended(script.incident_id, version, [breach])
+    now = stream.view.fence(script.incident_id)
+    assert now is not None
+    assert now[0] == version + 1
+    assert now[1].by_name["resolve"].breached
+    stream.append(judged.events[0])  # the stream brings it: already folded
+    assert assert_fence_is_the_walk(stream, script.incident_id)
+    assert stream.view.fence(script.incident_id) == now

@@ -31,7 +31,7 @@ from civicgrid.events.incident_events import (
     SlaWarning,
 )
 from civicgrid.events.notifications import SlaNotification
-from civicgrid.events.store import ConcurrencyConflict, History
+from civicgrid.events.store import ConcurrencyConflict, History, StoredEvent
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.calendar import CalendarNotCovered, WorkingCalendar
 from civicgrid.sla.domain.clocks import Clocks, apply
@@ -74,6 +74,10 @@ class FoldedClocks(Protocol):
     def fence(self, incident_id: str) -> tuple[int, Clocks] | None:
         """The clocks folded up to the incident's event at that stream sequence, when that
         fold is the walk of its history; None otherwise."""
+        ...
+
+    def appended(self, incident_id: str, after: int, stored: Sequence[StoredEvent]) -> None:
+        """What was appended on the fence at ``after`` (the fold may take it in at once)."""
         ...
 
 
@@ -204,6 +208,7 @@ async def _fire_on_fold(
         )
     except ConcurrencyConflict:
         return None
+    ports.folded.appended(firing.incident_id, version, stored)
     fresh = [each.event for each in stored]
     for event in fresh:
         clocks = apply(clocks, event)

@@ -17,6 +17,7 @@ the sla service sits right after the trigger it answers and none is missing: eac
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -27,6 +28,7 @@ from nats.js.api import DeliverPolicy
 from civicgrid.events import ownership, streams, subjects
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.models import load_event_json
+from civicgrid.events.store import StoredEvent
 from civicgrid.sla.domain.clocks import SLA_SOURCE, Clock, Clocks, Status, apply
 from civicgrid.sla.domain.decide import FIRING_CAUSE_PREFIX
 from civicgrid.sla.domain.rules import TRIGGERS
@@ -134,9 +136,24 @@ class RunningClocks:
             for clock in clocks.by_name.values()
         )
 
+    def appended(self, incident_id: str, after: int, stored: Sequence[StoredEvent]) -> None:
+        """What a firing decided on the fence at ``after`` appended, right after it: applied
+        now (the firing's event is not parsed again when the stream brings it, and a next
+        firing of the incident finds the fence current)."""
+        fence = self._fences.get(incident_id)
+        if fence is None or fence.version != after:
+            return  # the stream brought it already, or the fold moved on meanwhile
+        for each in stored:
+            self._apply(each.event, each.sequence)
+
     def on_message(self, msg: Msg) -> None:
         sequence = msg.metadata.sequence.stream
         _, incident_id, event_type = msg.subject.split(".", 2)
+        fence = self._fences.get(incident_id)
+        if fence is not None and sequence <= fence.version:
+            # Applied when it was appended (``appended``).
+            self._position(msg, sequence)
+            return
         # Most of the stream (reports, commands) never touches a clock: skip their parse.
         if event_type in VIEWED_TYPES or (
             event_type in FENCE_TYPES and incident_id in self._fences
@@ -146,10 +163,11 @@ class RunningClocks:
                 self._apply(event, sequence)
             else:
                 self._fences.pop(incident_id, None)
-        else:
-            fence = self._fences.get(incident_id)
-            if fence is not None:
-                fence.plain(sequence)
+        elif fence is not None:
+            fence.plain(sequence)
+        self._position(msg, sequence)
+
+    def _position(self, msg: Msg, sequence: int) -> None:
         self.position = sequence
         if msg.metadata.num_pending == 0:
             self.caught_up = True

@@ -249,6 +249,14 @@ def test_an_unreadable_event_ends_the_fence() -> None:
     broken = _Message(subject, b"{not json", _Metadata(_Sequence(len(stream.history) + 1)))
     stream.view.on_message(cast(Msg, broken))
     assert stream.view.fence(script.incident_id) is None
+    # Nor after every clock stopped and a new one started (the view follows it afresh).
+    stream.append(script.at(60).closed())
+    stream.react(script.incident_id)
+    assert stream.view.clocks_of(script.incident_id) is None
+    stream.append(script.at(60).reopened())
+    stream.react(script.incident_id)
+    assert stream.view.clocks_of(script.incident_id) is not None
+    assert stream.view.fence(script.incident_id) is None
 
 
 def test_a_firing_judged_on_the_fence_is_the_one_judged_on_the_walk() -> None:

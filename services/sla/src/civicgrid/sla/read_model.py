@@ -108,6 +108,8 @@ class RunningClocks:
     position: int = 0
     _subscription: object | None = None
     _fences: dict[str, _Fence] = field(default_factory=dict)
+    # Incidents with an event the view could not read: their fold is never a fence.
+    _unreadable: set[str] = field(default_factory=set)
 
     def clocks_of(self, incident_id: str) -> Clocks | None:
         return self.incidents.get(incident_id)
@@ -162,6 +164,7 @@ class RunningClocks:
             if event is not None:
                 self._apply(event, sequence)
             else:
+                self._unreadable.add(incident_id)
                 self._fences.pop(incident_id, None)
         elif fence is not None:
             fence.plain(sequence)
@@ -188,7 +191,7 @@ class RunningClocks:
             self._fences.pop(incident_id, None)
             return
         self.incidents[incident_id] = updated
-        if known is None:
+        if known is None and incident_id not in self._unreadable:
             # Followed from here. An incident dropped earlier (every clock stopped) may come
             # back: the running clocks are then all newer than the drop, and the fence holds
             # for them (the firing path checks what else it relies on).

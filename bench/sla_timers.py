@@ -109,6 +109,7 @@ async def baseline(client: NatsClient, count: int, window_s: float, lead_s: floa
                 stage="breach",
                 clock_version=1,
                 fire_at=dues[i],
+                correlation_id="bench",
             ),
         )
 
@@ -171,6 +172,8 @@ async def _write_clocks(client: NatsClient, count: int, dues: list[datetime], ru
                 stage="breach",
                 clock_version=1,
                 fire_at=dues[i],
+                # As sla arms it: with the correlation id of the event that started the clock.
+                correlation_id="bench",
             ),
         )
 
@@ -254,3 +257,25 @@ async def measure(
     base = await baseline(client, count, window_s, lead_s)
     served, rss = await through_service(server, client, count, window_s, lead_s)
     return base, served, rss
+
+
+async def _row() -> None:
+    """This row alone, at ``CIVICGRID_BENCH_SCALE`` (20: the issue's 100,000 deadlines)."""
+    from bench.harness import bench_server
+
+    scale = float(os.environ.get("CIVICGRID_BENCH_SCALE", "1.0"))
+    count = max(100, int(5_000 * scale))
+    window = window_for(count)
+    async with bench_server() as (server, client):
+        base, served, rss = await measure(server, client, count, window)
+    print(f"timer firing lateness, {count:,} pending deadlines over {window:.0f} s")
+    for f in (base, served):
+        print(f"  {f.name}: p50 {f.p50_s:.3f} s, p99 {f.p99_s:.3f} s ({f.count:,} fired)")
+    p50, p99 = served.p50_s / base.p50_s, served.p99_s / base.p99_s
+    print(f"  ratio sla / bare subscriber: p50 {p50:.2f}x, p99 {p99:.2f}x")
+    print(f"  sla process peak memory (VmHWM): {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    # python -m bench.sla_timers (the whole table: python -m bench)
+    asyncio.run(_row())

@@ -132,6 +132,7 @@ def compose(
         now=now or (lambda: datetime.now(UTC)),
     )
     view = RunningClocks()
+    ports.folded = view
 
     async def firings_backlog() -> int:
         info = await service.jetstream.consumer_info(

@@ -21,13 +21,16 @@ from nats.js import JetStreamContext
 
 from civicgrid.events import timers
 from civicgrid.events.timers import TimerFiring
-from civicgrid.sla.domain.clocks import Clocks, Status
+from civicgrid.sla.domain.clocks import Clock, Clocks, Status
 from civicgrid.sla.domain.decide import pending_firings
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.handlers import SlaPorts, settle, when_timer_fired
 from civicgrid.sla.read_model import RunningClocks
 
 log = structlog.get_logger("civicgrid.sla.auditor")
+
+# Clocks or schedules looked at between two yields to the event loop.
+SWEEP_SLICE = 500
 
 
 @dataclass
@@ -74,20 +77,23 @@ class Auditor:
     async def sweep(self) -> AuditReport:
         report = AuditReport(at=datetime.now(UTC))
         now = self.ports.now()
-        running = self.view.running()
-        report.running_clocks = len(running)
         if self.firings_backlog is not None:
             report.firings_backlog = await self.firings_backlog()
-        if report.firings_backlog:
-            # Overdue steps whose firings wait in the stream are late, not lost: the consumer
-            # will judge them. Repairing now would race it and count false repairs.
-            running = []
-        for clocks, clock in running:
-            if clock.status is not Status.RUNNING:
+        # Overdue steps whose firings wait in the stream are late, not lost: the consumer
+        # will judge them. Repairing now would race it and count false repairs. (Nor is the
+        # view walked for them then: with a backlog, the consumer needs the time.)
+        running = [] if report.firings_backlog else self.view.running()
+        report.running_clocks = len(running) if running else self.view.running_count()
+        cutoff = now - self.grace
+        for index, (clocks, clock) in enumerate(running):
+            if index % SWEEP_SLICE == 0:
+                # A long sweep would hold up the firings meanwhile: let them in between.
+                await asyncio.sleep(0)
+            if clock.status is not Status.RUNNING or _nothing_due_by(clock, cutoff):
                 continue
             policy = await self.ports.policies.for_incident(clocks.policy_version)
             for stage, due in pending_firings(clocks.incident_id, clock, policy).items():
-                if due is None or due.fire_at is None or due.fire_at > now - self.grace:
+                if due is None or due.fire_at is None or due.fire_at > cutoff:
                     continue
                 firing = TimerFiring(
                     incident_id=clocks.incident_id,
@@ -108,7 +114,9 @@ class Auditor:
                     log.error("audit_repaired_missed_deadline", stage=stage, clock=clock.name)
         pending = await timers.pending_subjects(self.jetstream())
         report.pending_schedules = len(pending)
-        for subject in sorted(pending):
+        for index, subject in enumerate(sorted(pending)):
+            if index % SWEEP_SLICE == 0:
+                await asyncio.sleep(0)
             _, _, incident_id, name, stage = subject.split(".")
             known = self.view.clocks_of(incident_id)
             seen = known.by_name.get(name) if known else None
@@ -140,3 +148,11 @@ class Auditor:
         if self.last.failures:
             return f"auditor: {len(self.last.failures)} deadline(s) could not be repaired"
         return None
+
+
+def _nothing_due_by(clock: Clock, cutoff: datetime) -> bool:
+    """True when no step of the clock can be due by ``cutoff``: its first warning (or its due
+    time, without warnings) is later, and every later step (breach, ladder levels counted
+    from the due time) comes after it."""
+    lead = max(clock.warn_leads, default=timedelta(0))
+    return clock.due_at - max(lead, timedelta(0)) > cutoff

@@ -33,7 +33,7 @@ from civicgrid.events.incident_events import (
     SlaWarning,
 )
 from civicgrid.events.notifications import SlaNotification
-from civicgrid.events.store import ConcurrencyConflict, History
+from civicgrid.events.store import ConcurrencyConflict, History, StoredEvent
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.clocks import Clocks, apply
 from civicgrid.sla.domain.decide import (
@@ -69,6 +69,19 @@ class Notifier(Protocol):
     async def publish(self, subject: str, payload: bytes) -> None: ...
 
 
+class FoldedClocks(Protocol):
+    """A running fold of the incidents' histories (the read model), offered as a fence."""
+
+    def fence(self, incident_id: str) -> tuple[int, Clocks] | None:
+        """The clocks folded up to the incident's event at that stream sequence, when that
+        fold is the walk of its history; None otherwise."""
+        ...
+
+    def appended(self, incident_id: str, after: int, stored: Sequence[StoredEvent]) -> None:
+        """What was appended on the fence at ``after`` (the fold may take it in at once)."""
+        ...
+
+
 @dataclass
 class SlaPorts:
     store: DecisionStore
@@ -79,13 +92,16 @@ class SlaPorts:
     metrics: SlaMetrics
     notify_unit: UnitResolver
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    folded: FoldedClocks | None = None
+    """When set, a firing is first judged on it (see ``_fire_on_fold``)."""
 
 
 @dataclass(frozen=True)
 class Settled:
     clocks: Clocks
     events: tuple[IncidentEvent, ...]
-    """The history the decision was made on, with the decision's events after it."""
+    """The history the decision was made on, with the decision's events after it (decided on
+    the folded clocks: the decision's events only)."""
     written: tuple[IncidentEvent, ...]
     """What this call stored (not what a retry found already stored)."""
     judged: Judged | None
@@ -147,14 +163,17 @@ async def when_timer_fired(firing: TimerFiring, ports: SlaPorts, at_least: int =
         f"sla:fired:{firing.clock}:{firing.clock_version}:{firing.stage}"
         f":{firing.step}:{firing.repeat}"
     )
-    settled = await settle(
-        firing.incident_id,
-        ports,
-        wanted,
-        cause=cause,
-        correlation_id=firing.correlation_id,
-        at_least=at_least,
-    )
+    settled = await _fire_on_fold(firing, wanted, cause, ports)
+    ports.metrics.firing_fences.labels("history" if settled is None else "fold").inc()
+    if settled is None:
+        settled = await settle(
+            firing.incident_id,
+            ports,
+            wanted,
+            cause=cause,
+            correlation_id=firing.correlation_id,
+            at_least=at_least,
+        )
     verdict = settled.judged.verdict if settled.judged is not None else "duplicate"
     ports.metrics.firings.labels(firing.stage, verdict).inc()
     if settled.judged is not None and settled.judged.events and settled.written:
@@ -170,6 +189,54 @@ async def when_timer_fired(firing: TimerFiring, ports: SlaPorts, at_least: int =
     others = {str(getattr(e, "clock", "")) for e in settled.written if getattr(e, "clock", None)}
     await reconcile_timers(settled.clocks, others - {firing.clock}, ports, firing.correlation_id)
     return settled
+
+
+async def _fire_on_fold(
+    firing: TimerFiring, wanted: Firing, cause: Cause, ports: SlaPorts
+) -> Settled | None:
+    """The firing decided on the folded clocks, without loading the history; None: load it.
+
+    The fold covers the incident's history up to one stream sequence, and the event is
+    appended expecting exactly that sequence as the incident's last: stored only if nothing
+    was appended since, so the fence is the same as after a load. Anything but "fire now"
+    (stale, duplicate, early), a lost race, or a fold that may not be the walk (the view
+    says so) goes the full way, which decides, counts and explains it.
+    """
+    if ports.folded is None or not firing.correlation_id:
+        # Without a correlation id the full path takes the incident's own (first event's).
+        return None
+    folded = ports.folded.fence(firing.incident_id)
+    if folded is None:
+        return None
+    version, clocks = folded
+    if wanted.stage == "escalation" and clocks.last_assignment is None:
+        # Whom a rung notifies follows the last assignment, which a fold that restarted after
+        # every clock had stopped may not hold.
+        return None
+    policy = await ports.policies.for_incident(clocks.policy_version)
+    judged = judge_firing(
+        clocks,
+        wanted,
+        policy,
+        ports.now(),
+        correlation_id=firing.correlation_id,
+        notify_unit=ports.notify_unit,
+    )
+    if judged.verdict != "fired":
+        return None
+    try:
+        stored = await ports.store.append_decision(
+            judged.events, cause=cause.key, fingerprint=cause.fingerprint, expected_version=version
+        )
+    except ConcurrencyConflict:
+        return None
+    ports.folded.appended(firing.incident_id, version, stored)
+    fresh = [each.event for each in stored]
+    for event in fresh:
+        clocks = apply(clocks, event)
+    _count(ports.metrics, fresh)
+    await _notify(ports, judged, fresh)
+    return Settled(clocks, tuple(fresh), tuple(fresh), judged)
 
 
 async def settle(

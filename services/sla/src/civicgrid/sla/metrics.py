@@ -18,6 +18,7 @@ class SlaMetrics:
     escalations: Counter
     firings: Counter
     firing_lateness: Histogram
+    firing_fences: Counter
     pending_schedules: Gauge
     audit_repairs: Counter
     calendar_errors: Counter
@@ -62,6 +63,13 @@ class SlaMetrics:
                 "From a deadline's time to its event being stored",
                 ["stage"],
                 buckets=LATENESS_BUCKETS,
+                registry=registry,
+            ),
+            firing_fences=Counter(
+                "civicgrid_sla_firing_fences",
+                "Timer firings by how they were fenced: on the folded clocks (fold) or on the"
+                " loaded history (history: the fold could not decide, or lost a race)",
+                ["fence"],
                 registry=registry,
             ),
             pending_schedules=Gauge(

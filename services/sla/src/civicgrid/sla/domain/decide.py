@@ -23,6 +23,8 @@ from civicgrid.sla.domain.rules import TRIGGERS, DueAt, effects, envelope
 EARLY_TOLERANCE = timedelta(milliseconds=500)
 
 STAGES = ("warning", "breach", "escalation")
+# The causation id of what a firing appends (never an event id, so never a trigger's).
+FIRING_CAUSE_PREFIX = "timer:"
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ class Firing:
 
     @property
     def cause_key(self) -> str:
-        return f"timer:{self.clock}:{self.clock_version}:{self.stage}:{self.step}:{self.repeat}"
+        steps = f"{self.clock_version}:{self.stage}:{self.step}:{self.repeat}"
+        return f"{FIRING_CAUSE_PREFIX}{self.clock}:{steps}"
 
 
 @dataclass(frozen=True)

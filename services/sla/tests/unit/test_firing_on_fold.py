@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
+from civicgrid.city.workcalendar import build_calendar
 from civicgrid.events.store import History, StoredEvent
 from civicgrid.events.timers import TimerFiring
-from civicgrid.sla.domain.calendar import build_calendar
 from civicgrid.sla.domain.clocks import Clocks
 from civicgrid.sla.domain.decide import default_notify_unit, walk
 from civicgrid.sla.domain.policy import SlaPolicyVersion

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nats.aio.msg import Msg
 
+from civicgrid.city.workcalendar import build_calendar
 from civicgrid.events import wire
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.store import StoredEvent
-from civicgrid.sla.domain.calendar import build_calendar
 from civicgrid.sla.domain.clocks import Clock, Clocks, Status
 from civicgrid.sla.domain.decide import (
     Firing,

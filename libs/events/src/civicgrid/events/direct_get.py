@@ -1,6 +1,6 @@
 """Batched Direct Gets (ADR-31) on a stream: the reads that decide, from any replica that has
-caught up with what the reader knows exists (intake's duplicate claims; the event store has its
-own reader of the same shape).
+caught up with what the reader knows exists (intake's duplicate claims, the event store's
+history reads).
 
 A batched or multi-last Direct Get answers with several messages and an end-of-batch status,
 so nats-py's request() does not fit; one wildcard inbox per connection serves every read,

@@ -10,14 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 from civicgrid.events import streams, subjects, wire
 from civicgrid.events.base import IncidentEvent
-from civicgrid.events.direct_get import RawMessage
+from civicgrid.events.direct_get import DirectGetError, DirectReader, RawMessage
 from civicgrid.events.models import load_event_json
 
 WRONG_LAST_SEQUENCE = 10071
@@ -27,7 +25,6 @@ _BATCH = 256
 # Every event type an incident can have, many times over: one multi-last answer holds them all.
 _MAX_SUBJECTS = 1024
 NO_MESSAGE_FOUND = 10037
-_UP_TO_SEQUENCE = "Nats-UpTo-Sequence"
 
 
 def _stale_replica_pauses() -> Iterator[float]:
@@ -126,7 +123,7 @@ class EventStore:
     def __init__(self, js: JetStreamContext, *, timeout: float = 5.0) -> None:
         self._js = js
         self._timeout = timeout
-        self._reply_router: _ReplyRouter | None = None
+        self._reader = DirectReader(js._nc, streams.INCIDENTS, timeout=timeout)
 
     async def append(
         self,
@@ -397,71 +394,8 @@ class EventStore:
 
     async def _direct_get_once(self, request: dict[str, Any]) -> _Answer:
         """What one replica answers to a Direct Get (a batched one ends with an EOB)."""
-        replies = await self._replies()
-        token, queue = replies.open()
         try:
-            await self._js._nc.publish(
-                f"$JS.API.DIRECT.GET.{streams.INCIDENTS}",
-                json.dumps(request).encode(),
-                reply=replies.subject(token),
-            )
-            received: list[_RawMessage] = []
-            while True:
-                msg = await asyncio.wait_for(queue.get(), timeout=self._timeout)
-                headers = dict(msg.headers or {})
-                status = headers.get("Status")
-                if status == "404":
-                    return _Answer(received, None)
-                if status == "204":
-                    # The end of a batch; a multi-last one says how far the replica has got.
-                    position = headers.get(_UP_TO_SEQUENCE)
-                    return _Answer(received, int(position) if position else None)
-                if status is not None:
-                    raise StoreReadError(
-                        f"direct get {request}: {status} {headers.get('Description')}"
-                    )
-                received.append(_RawMessage(int(headers["Nats-Sequence"]), headers, msg.data))
-                if "batch" not in request and "multi_last" not in request:
-                    return _Answer(received, None)
-        finally:
-            replies.close(token)
-
-    async def _replies(self) -> _ReplyRouter:
-        if self._reply_router is None:
-            router = _ReplyRouter(self._js._nc.new_inbox())
-            await router.subscribe(self._js._nc)
-            self._reply_router = router
-        return self._reply_router
-
-
-class _ReplyRouter:
-    """One wildcard inbox for every history read, routed by token.
-
-    A batched Direct Get answers with several messages, so nats-py's request() does not fit;
-    a subscription per read would cost a SUB and an UNSUB round of protocol each time.
-    """
-
-    def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
-        self._queues: dict[str, asyncio.Queue[Msg]] = {}
-        self._counter = itertools.count()
-
-    async def subscribe(self, nc: NatsClient) -> None:
-        await nc.subscribe(f"{self._prefix}.*", cb=self._route)
-
-    def subject(self, token: str) -> str:
-        return f"{self._prefix}.{token}"
-
-    def open(self) -> tuple[str, asyncio.Queue[Msg]]:
-        token = str(next(self._counter))
-        queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._queues[token] = queue
-        return token, queue
-
-    def close(self, token: str) -> None:
-        self._queues.pop(token, None)
-
-    async def _route(self, msg: Msg) -> None:
-        queue = self._queues.get(msg.subject.rsplit(".", 1)[-1])
-        if queue is not None:  # a late reply to a read that gave up is dropped
-            queue.put_nowait(msg)
+            found, position = await self._reader.read_once(request)
+        except DirectGetError as exc:
+            raise StoreReadError(str(exc)) from exc
+        return _Answer(found, position)

@@ -6,8 +6,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from nats.js.api import DeliverPolicy
+
 from civicgrid.city.workcalendar import CalendarNotCovered, DeclaredSchedule
+from civicgrid.events import streams
 from civicgrid.events.base import Actor, ActorKind, GeoPoint, IncidentEvent, UnitKind, UnitRef
+from civicgrid.events.consumer import ConsumerSpec
 from civicgrid.events.ids import new_incident_id
 from civicgrid.events.incident_events import (
     Accepted,
@@ -28,6 +32,7 @@ from civicgrid.events.incident_events import (
     SlaClassOrdered,
     Suspended,
 )
+from civicgrid.sla.app import CLOCKS_CONSUMER, TIMERS_CONSUMER
 from civicgrid.sla.config import SlaConfig
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 
@@ -189,3 +194,25 @@ def beyond_the_holiday_data(config: SlaConfig, *, years_ahead: int = 3) -> SlaCo
             declared.setdefault(year, DeclaredSchedule(holidays=frozenset()))
     widened = replace(calendar, declared=declared, _cache={})
     return replace(config, calendar=widened)
+
+
+def fresh_durables(suffix: str) -> tuple[ConsumerSpec, ConsumerSpec]:
+    """sla's two work consumers under test names, starting at new messages, so other tests'
+    incidents and firings in the shared streams do not reach them."""
+    clocks = ConsumerSpec(
+        service="sla",
+        durable=f"sla-clocks-{suffix}",
+        filter_subjects=CLOCKS_CONSUMER.filter_subjects,
+        backoff_s=(0.05, 0.2),
+        deliver_policy=DeliverPolicy.NEW,
+    )
+    fired = ConsumerSpec(
+        service="sla",
+        durable=f"sla-timers-{suffix}",
+        filter_subjects=TIMERS_CONSUMER.filter_subjects,
+        stream=streams.SLA_TIMERS,
+        backoff_s=(0.05, 0.2),
+        deliver_policy=DeliverPolicy.NEW,
+        decode=TIMERS_CONSUMER.decode,
+    )
+    return clocks, fired

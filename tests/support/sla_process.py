@@ -11,13 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
-from nats.js.api import DeliverPolicy
-
-from civicgrid.events import streams
-from civicgrid.events.consumer import ConsumerSpec
 from civicgrid.servicekit.service import run
 from civicgrid.servicekit.settings import ServiceSettings
-from civicgrid.sla.app import CLOCKS_CONSUMER, TIMERS_CONSUMER, build
+from civicgrid.sla.app import build
+from tests.support.sla import fresh_durables
 
 
 def main(argv: list[str]) -> None:
@@ -32,22 +29,7 @@ def main(argv: list[str]) -> None:
         instance=f"sla-process-{suffix}",
         stream_replicas=1,
     )
-    clocks = ConsumerSpec(
-        service="sla",
-        durable=f"sla-clocks-{suffix}",
-        filter_subjects=CLOCKS_CONSUMER.filter_subjects,
-        backoff_s=(0.05, 0.2),
-        deliver_policy=DeliverPolicy.NEW,
-    )
-    fired = ConsumerSpec(
-        service="sla",
-        durable=f"sla-timers-{suffix}",
-        filter_subjects=TIMERS_CONSUMER.filter_subjects,
-        stream=streams.SLA_TIMERS,
-        backoff_s=(0.05, 0.2),
-        deliver_policy=DeliverPolicy.NEW,
-        decode=TIMERS_CONSUMER.decode,
-    )
+    clocks, fired = fresh_durables(suffix)
     run(
         build(
             settings,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.api import KeyValueConfig, StorageType
 
 from civicgrid.events import streams
 from civicgrid.events.consumer import ConsumerSpec
@@ -22,11 +22,11 @@ from civicgrid.events.store import EventStore
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.servicekit.service import Service
 from civicgrid.servicekit.settings import ServiceSettings
-from civicgrid.sla.app import CLOCKS_CONSUMER, TIMERS_CONSUMER, SlaApp, compose
+from civicgrid.sla.app import SlaApp, compose
 from civicgrid.sla.config import SlaConfig, load_sla_config
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.policy_store import publish_policy
-from tests.support.sla import beyond_the_holiday_data, policy, rung
+from tests.support.sla import beyond_the_holiday_data, fresh_durables, policy, rung
 from tests.support.sla_nats import SlaWorld
 
 StartSla = Callable[..., Awaitable[SlaApp]]
@@ -67,23 +67,7 @@ async def policy_bucket(js: JetStreamContext, test_policy: SlaPolicyVersion) -> 
 @pytest.fixture
 def durables() -> tuple[ConsumerSpec, ConsumerSpec]:
     suffix = uuid.uuid4().hex[:10]
-    clocks = ConsumerSpec(
-        service="sla",
-        durable=f"sla-clocks-{suffix}",
-        filter_subjects=CLOCKS_CONSUMER.filter_subjects,
-        backoff_s=(0.05, 0.2),
-        deliver_policy=DeliverPolicy.NEW,
-    )
-    fired = ConsumerSpec(
-        service="sla",
-        durable=f"sla-timers-{suffix}",
-        filter_subjects=TIMERS_CONSUMER.filter_subjects,
-        stream=streams.SLA_TIMERS,
-        backoff_s=(0.05, 0.2),
-        deliver_policy=DeliverPolicy.NEW,
-        decode=TIMERS_CONSUMER.decode,
-    )
-    return clocks, fired
+    return fresh_durables(suffix)
 
 
 def sla_settings(url: str, instance: str) -> ServiceSettings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -38,7 +39,22 @@ def nats_server_binary() -> Path:
     )
 
 
+# Listening ports are drawn below the kernel's ephemeral range (32768-60999 on Linux), so a
+# port handed out here cannot be taken in the meantime by the source port of some outgoing
+# connection (a test opens hundreds); random, so parallel test workers rarely meet.
+LISTEN_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
+    """A loopback TCP port nothing listens on now, for a server about to be started."""
+    for _ in range(200):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -10,7 +10,6 @@ a development dependency (the root project's ``dev`` extra), imported only when 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -19,6 +18,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
+from civicgrid.servicekit.natsserver import free_port
 
 
 @dataclass
@@ -93,18 +94,11 @@ def check_openapi(
     return report
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def serving(app: Any, *, within_s: float = 10.0) -> AsyncIterator[str]:
     """``app`` on a real socket in the running loop (its NATS connection lives there), for
     clients that need one (schemathesis, third-party clients). Yields the base URL."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

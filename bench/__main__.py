@@ -8,6 +8,7 @@ services under the end-to-end load with py-spy.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import platform
 import sys
@@ -40,11 +41,19 @@ def _rate(table: Table, section: str, figure: Figure, against: Row | None = None
 async def end_to_end_only() -> None:
     """``python -m bench end-to-end``: only the end-to-end rows (relay, mixed, storm)."""
     table = Table(scale=SCALE)
-    e2e = "end to end: Open311 POST (wrk, 16 connections) -> projected in reporting"
-    relayed, mixed, storm = await end_to_end.measure(max(5.0, 10 * SCALE))
-    mixed_row = _rate(table, e2e, mixed, _rate(table, e2e, relayed))
-    _rate(table, e2e, storm, mixed_row)
+    _end_to_end_rows(table, await end_to_end.measure(max(5.0, 10 * SCALE)))
     print(table.render())
+
+
+def _end_to_end_rows(table: Table, measured: end_to_end.Measured) -> None:
+    e2e = "end to end: Open311 POST (wrk, 16 connections) -> projected in reporting"
+    mixed = _rate(table, e2e, measured.mixed, _rate(table, e2e, measured.shaped_relay))
+    _rate(table, e2e, measured.storm, mixed)
+    thin = _rate(table, e2e, measured.thin_relay)
+    again = dataclasses.replace(measured.mixed, name=f"{measured.mixed.name} (against the thin)")
+    _rate(table, e2e, again, thin)
+    print(f"the relay's shape, from the platform's mixed run: {measured.shape.describe()}")
+    print(f"  (its CPU per report: python -m bench.profile 10 relay '{measured.shape.encode()}')")
 
 
 async def main() -> None:
@@ -116,10 +125,7 @@ async def main() -> None:
     memory = "memory"
     table.base(memory, "sla process peak memory (VmHWM)", sla_rss_mb, "MB", higher_is_better=False)
     if end_to_end.wrk_available():
-        e2e = "end to end: Open311 POST (wrk, 16 connections) -> projected in reporting"
-        relayed, mixed, storm = await end_to_end.measure(max(5.0, 10 * SCALE))
-        mixed_row = _rate(table, e2e, mixed, _rate(table, e2e, relayed))
-        _rate(table, e2e, storm, mixed_row)
+        _end_to_end_rows(table, await end_to_end.measure(max(5.0, 10 * SCALE)))
     else:
         print("end to end: skipped, wrk is not installed (apt-get install wrk)")
     for row in await eventstore.optional_figures():

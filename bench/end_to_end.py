@@ -22,12 +22,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.js.api import StorageType, StreamConfig
 
 from bench import relay
 from bench.harness import Figure
@@ -141,19 +141,16 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def _relay_run(
-    server: EmbeddedNats, client: NatsClient, seconds: float, script: Path, directory: Path
+    server: EmbeddedNats, seconds: float, script: Path, directory: Path, shape: relay.Shape
 ) -> Figure:
-    await client.jetstream().add_stream(
-        StreamConfig(name=relay.STREAM, subjects=["relay.>"], storage=StorageType.FILE)
-    )
-    port, url, database = free_port(), server.client_url, directory / "relay.sqlite"
-    parts = [
-        ["ingress", str(port), url],
-        ["hop", url, "reported", "assigned"],
-        ["hop", url, "assigned", "clock_started"],
-        ["project", url, str(database)],
+    """One relay run on its own streams (deleted after), so runs of two shapes don't mix."""
+    client = await nats.connect(server.client_url, name="bench-e2e-relay")
+    await relay.ensure_streams(client)
+    port, url, database = free_port(), server.client_url, directory / f"relay-{id(shape)}.sqlite"
+    processes = [
+        _spawn(["-m", "bench.relay", *args])
+        for args in relay.parts(port, url, str(database), shape).values()
     ]
-    processes = [_spawn(["-m", "bench.relay", *part]) for part in parts]
     try:
         _wait_http(f"http://127.0.0.1:{port}/", 30)
 
@@ -169,10 +166,40 @@ async def _relay_run(
             _wrk, f"http://127.0.0.1:{port}/open311/v2/requests.json", seconds, script
         )
         done = await _until_projected(client, relay.STREAM, position, 300)
-        return Figure("relay: Open311 POST -> projected (no logic)", total - failed, done - started,
-                      "reports/s")  # fmt: skip
+        kind = "thin" if shape == relay.Shape.thin() else "the platform's shape"
+        return Figure(f"relay, {kind}: Open311 POST -> projected (no logic)", total - failed,
+                      done - started, "reports/s")  # fmt: skip
     finally:
         _stop(processes)
+        js = client.jetstream()
+        for stream in (relay.STREAM, relay.CLAIMS, relay.TIMERS):
+            await js.delete_stream(stream)
+        await client.close()
+
+
+async def _counts(client: NatsClient) -> dict[str, int]:
+    """What the platform has written so far: events by kind, claims, timer schedules."""
+    js = client.jetstream()
+    counts = {"reported": 0, "merged": 0, "routed": 0, "clocked": 0}
+    subjects = (await js.stream_info(streams.INCIDENTS, subjects_filter="incident.>")).state
+    for subject, count in (subjects.subjects or {}).items():
+        kind = subject.rsplit(".", 1)[-1]
+        if kind in ("reported", "merged"):
+            counts[kind] += count
+        else:
+            counts["clocked" if kind.startswith("sla_") else "routed"] += count
+    claims = await js.stream_info(f"KV_{streams.INTAKE_DUPLICATES_BUCKET}")
+    counts["claims"] = claims.state.last_seq
+    counts["schedules"] = (await js.stream_info(streams.SLA_TIMERS)).state.last_seq
+    return counts
+
+
+def _shape_of(before: dict[str, int], after: dict[str, int], accepted: int) -> relay.Shape:
+    per = {key: (after[key] - before[key]) / max(1, accepted) for key in after}
+    opened = per["reported"] / max(1e-9, per["reported"] + per["merged"])
+    return relay.Shape(reported=opened, claims=per["claims"], routed=per["routed"],
+                       clocked=per["clocked"], schedules=per["schedules"],
+                       extra_readers=True)  # fmt: skip
 
 
 async def _platform_run(
@@ -181,7 +208,7 @@ async def _platform_run(
     seconds: float,
     scripts: dict[str, Path],
     directory: Path,
-) -> list[Figure]:
+) -> tuple[list[Figure], list[relay.Shape]]:
     ports = {s: free_port() for s in ("intake", "routing", "sla", "reporting")}
     env = {
         **os.environ,
@@ -195,7 +222,8 @@ async def _platform_run(
          str(directory / "data")],
         env,
     )  # fmt: skip
-    figures = []
+    figures: list[Figure] = []
+    shapes: list[relay.Shape] = []
     try:
         for service, port in ports.items():
             _wait_http(f"http://127.0.0.1:{port}/readyz", 120)
@@ -207,6 +235,7 @@ async def _platform_run(
                 return int((await http.get(reporting)).json()["position"])
 
         for name, script in scripts.items():
+            before = await _counts(client)
             started = time.monotonic()
             total, failed = await asyncio.to_thread(
                 _wrk,
@@ -216,13 +245,25 @@ async def _platform_run(
             )
             done = await _until_projected(client, streams.INCIDENTS, position, 600)
             figures.append(Figure(name, total - failed, done - started, "reports/s"))
+            shapes.append(_shape_of(before, await _counts(client), total - failed))
     finally:
         _stop([up])
-    return figures
+    return figures, shapes
 
 
-async def measure(seconds: float) -> tuple[Figure, Figure, Figure]:
-    """(relay, platform with mixed matters, platform with one matter): reports/s."""
+@dataclass(frozen=True)
+class Measured:
+    """Reports/s: the platform (mixed matters, and one matter: a storm), the relay of the mixed
+    run's shape, and the thin relay (one publish per hop, one reader), all on one server."""
+
+    mixed: Figure
+    storm: Figure
+    shaped_relay: Figure
+    thin_relay: Figure
+    shape: relay.Shape
+
+
+async def measure(seconds: float) -> Measured:
     with tempfile.TemporaryDirectory(prefix="civicgrid-e2e-") as name:
         directory = Path(name)
         mixed = _wrk_script(_bodies(2000, None), directory)
@@ -232,8 +273,8 @@ async def measure(seconds: float) -> tuple[Figure, Figure, Figure]:
         server.start()
         client = await nats.connect(server.client_url, name="bench-e2e")
         try:
-            base = await _relay_run(server, client, seconds, mixed, directory)
-            ours = await _platform_run(
+            # The platform first: the relay then copies the shape the mixed run had.
+            (ours_mixed, ours_storm), (shape, _) = await _platform_run(
                 server,
                 client,
                 seconds,
@@ -243,7 +284,9 @@ async def measure(seconds: float) -> tuple[Figure, Figure, Figure]:
                 },
                 directory,
             )
+            shaped = await _relay_run(server, seconds, mixed, directory, shape)
+            thin = await _relay_run(server, seconds, mixed, directory, relay.Shape.thin())
         finally:
             await client.close()
             server.stop()
-    return base, ours[0], ours[1]
+    return Measured(ours_mixed, ours_storm, shaped, thin, shape)

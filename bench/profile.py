@@ -6,8 +6,9 @@ py-spy (a dev dependency). Prints, per service, the functions with the most samp
 (self) share and the share of samples they are on the stack for (inclusive), both as a
 percentage of that process's samples. The README's bench section quotes this output.
 
-``python -m bench.profile [seconds] [mixed|storm|relay]`` (relay: the baseline's CPU per report,
-without py-spy).
+``python -m bench.profile [seconds] [mixed|storm|relay [SHAPE]]`` (relay: the baseline's CPU per
+report, without py-spy; SHAPE is the JSON of a ``bench.relay.Shape``, thin by default, e.g. the
+shape ``python -m bench end-to-end`` prints).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import time
 from pathlib import Path
 
 import nats
-from nats.js.api import StorageType, StreamConfig
 
 from bench import end_to_end, relay
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
@@ -103,7 +103,7 @@ def _sample(py_spy: Path, pid: int, seconds: float, output: Path) -> subprocess.
     )  # fmt: skip
 
 
-async def relay_cpu(seconds: float) -> None:
+async def relay_cpu(seconds: float, shape: relay.Shape) -> None:
     """The relay's CPU time per report (``bench.relay``, the end-to-end baseline), measured the
     same way: what a report costs with no logic."""
     with tempfile.TemporaryDirectory(prefix="civicgrid-profile-") as name:
@@ -112,16 +112,9 @@ async def relay_cpu(seconds: float) -> None:
         server = EmbeddedNats(data_dir=directory / "nats", port=free_port())
         server.start()
         client = await nats.connect(server.client_url, name="bench-profile")
-        await client.jetstream().add_stream(
-            StreamConfig(name=relay.STREAM, subjects=["relay.>"], storage=StorageType.FILE)
-        )
+        await relay.ensure_streams(client)
         port, url = free_port(), server.client_url
-        parts = {
-            "ingress": ["ingress", str(port), url],
-            "hop reported": ["hop", url, "reported", "assigned"],
-            "hop assigned": ["hop", url, "assigned", "clock_started"],
-            "project": ["project", url, str(directory / "relay.sqlite")],
-        }
+        parts = relay.parts(port, url, str(directory / "relay.sqlite"), shape)
         processes = {n: end_to_end._spawn(["-m", "bench.relay", *a]) for n, a in parts.items()}
         try:
             end_to_end._wait_http(f"http://127.0.0.1:{port}/", 30)
@@ -133,7 +126,7 @@ async def relay_cpu(seconds: float) -> None:
                 script,
             )  # fmt: skip
             accepted = total - failed
-            print(f"relay: {accepted} reports accepted ({failed} refused)")
+            print(f"relay ({shape.describe()}): {accepted} reports accepted ({failed} refused)")
             print("CPU ms per accepted report (while wrk ran; the flow may lag behind it):")
             for n, pid in pids.items():
                 used = _cpu_seconds(pid) - before[n]
@@ -144,11 +137,11 @@ async def relay_cpu(seconds: float) -> None:
             server.stop()
 
 
-async def main(seconds: float, load: str) -> None:
+async def main(seconds: float, load: str, shape: relay.Shape) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     if load == "relay":
-        await relay_cpu(seconds)
+        await relay_cpu(seconds, shape)
         return
     py_spy = Path(sys.executable).with_name("py-spy")
     with tempfile.TemporaryDirectory(prefix="civicgrid-profile-") as name:
@@ -223,4 +216,5 @@ async def main(seconds: float, load: str) -> None:
 if __name__ == "__main__":
     arguments = sys.argv[1:]
     seconds = float(arguments[0]) if arguments else 10.0
-    asyncio.run(main(seconds, arguments[1] if len(arguments) > 1 else "mixed"))
+    shape = relay.Shape.decode(arguments[2]) if len(arguments) > 2 else relay.Shape.thin()
+    asyncio.run(main(seconds, arguments[1] if len(arguments) > 1 else "mixed", shape))

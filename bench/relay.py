@@ -1,12 +1,21 @@
 """The no-logic relay of the platform's shape, the end-to-end baseline. Each part runs as its own
 process, as the services do:
 
-- ``ingress PORT URL``: a bare ASGI handler under uvicorn that publishes the POSTed form to
-  JetStream (``relay.<id>.reported``) and answers 201 with the id, as intake's Open311 POST does;
-- ``hop URL FROM TO``: a durable pull consumer that, for each ``relay.<id>.FROM``, publishes
-  ``relay.<id>.TO`` (waiting for the ack) and acks: routing's and sla's hop, without a decision;
+- ``ingress PORT URL SHAPE``: a bare ASGI handler under uvicorn that writes the shape's claims
+  (``relay_claim.<id>.<n>``), publishes the POSTed form (``relay.<id>.reported``, or
+  ``relay.<id>.merged`` for the share of reports the platform merged into another) and answers
+  201 with the id, as intake's Open311 POST does;
+- ``hop URL FROM TO PER_MESSAGE SCHEDULES SHAPE``: a durable pull consumer that, for each
+  ``relay.<id>.FROM``, publishes PER_MESSAGE ``relay.<id>.TO`` events and SCHEDULES timer
+  messages (``relay_timer.<id>.<n>``), a fetched batch's publishes all at once, then acks:
+  routing's and sla's hop, without a decision;
 - ``project URL DB``: an ordered read of ``relay.>`` into SQLite, one row per message and the
   position in the same transaction: reporting's projector, without the fold.
+
+SHAPE says where the platform has more readers of every event than reporting's projector
+(intake's duplicate index, sla's clock view): the ingress and the second hop then also run a
+read of ``relay.>`` that drops what it reads. Per-message counts may be fractions (the platform's
+averages, measured in the same run): each hop publishes so that its running total follows them.
 
 ``python -m bench.relay <part> ...``.
 """
@@ -19,18 +28,92 @@ import json
 import os
 import sqlite3
 import sys
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import nats
 import uvicorn
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.aio.client import Client as NatsClient
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 STREAM = "RELAY"
+CLAIMS = "RELAY_CLAIMS"
+TIMERS = "RELAY_TIMERS"
 
 
-async def ingress(port: int, url: str) -> None:
+@dataclass(frozen=True)
+class Shape:
+    """Messages per accepted report. ``thin()`` is one publish per hop and one reader; ``of the
+    platform`` comes from counting what the platform wrote for the same reports."""
+
+    reported: float = 1.0  # reports that open an incident; the others are merged
+    claims: float = 0.0  # intake's duplicate claims (KV writes)
+    routed: float = 1.0  # events routing appends
+    clocked: float = 1.0  # events sla appends
+    schedules: float = 0.0  # timer schedules sla publishes
+    extra_readers: bool = False  # intake's index and sla's clock view read every event too
+
+    @classmethod
+    def thin(cls) -> Shape:
+        return cls()
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def decode(cls, text: str) -> Shape:
+        return cls(**json.loads(text))
+
+    def describe(self) -> str:
+        readers = 3 if self.extra_readers else 1
+        return (
+            f"{self.claims:.2f} claims, {self.reported:.2f} reported + {1 - self.reported:.2f} "
+            f"merged, {self.routed:.2f} routed, {self.clocked:.2f} clock events, "
+            f"{self.schedules:.2f} schedules per report; {readers} reader(s) of every event"
+        )
+
+
+async def ensure_streams(client: NatsClient) -> None:
+    js = client.jetstream()
+    subjects = {STREAM: "relay.>", CLAIMS: "relay_claim.>", TIMERS: "relay_timer.>"}
+    for name, subject in subjects.items():
+        await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.FILE))
+
+
+class Paced:
+    """How many to publish for the next message, so the running total follows a fractional rate."""
+
+    def __init__(self, per_message: float) -> None:
+        self.per_message, self.owed, self.done = per_message, 0.0, 0
+
+    def next(self) -> int:
+        self.owed += self.per_message
+        count = int(self.owed) - self.done
+        self.done += count
+        return count
+
+
+async def drop_reader(client: NatsClient) -> None:
+    """A reader of every event that does nothing with them: the platform's other projections'
+    share of the server and of the client library, without their folds."""
+    subscription = await client.jetstream().pull_subscribe(
+        "relay.>",
+        stream=STREAM,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+    )
+    while True:
+        try:
+            await subscription.fetch(256, timeout=1)
+        except TimeoutError:
+            continue
+
+
+async def ingress(port: int, url: str, shape: Shape) -> None:
     client = await nats.connect(url, name="relay-ingress")
     js = client.jetstream()
+    claims, opened = Paced(shape.claims), Paced(shape.reported)
+    if shape.extra_readers:
+        reader = asyncio.create_task(drop_reader(client))
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -44,7 +127,10 @@ async def ingress(port: int, url: str) -> None:
         status, answer = 200, b"ok"
         if scope["method"] == "POST":
             incident_id = os.urandom(10).hex()
-            await js.publish(f"relay.{incident_id}.reported", body)
+            for n in range(claims.next()):
+                await js.publish(f"relay_claim.{incident_id}.{n}", b"")
+            kind = "reported" if opened.next() else "merged"
+            await js.publish(f"relay.{incident_id}.{kind}", body)
             status, answer = 201, json.dumps([{"service_request_id": incident_id}]).encode()
         await send(
             {
@@ -58,27 +144,50 @@ async def ingress(port: int, url: str) -> None:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
     )
-    await uvicorn.Server(config).serve()
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        if shape.extra_readers:
+            reader.cancel()
 
 
-async def hop(url: str, source: str, target: str) -> None:
+async def hop(url: str, source: str, target: str, per_message: float, schedules: float,
+              with_reader: bool) -> None:  # fmt: skip
     client = await nats.connect(url, name=f"relay-{source}")
     js = client.jetstream()
+    if with_reader:
+        reader = asyncio.create_task(drop_reader(client))
+    events, timers = Paced(per_message), Paced(schedules)
     subscription = await js.pull_subscribe(
         f"relay.*.{source}",
         durable=f"relay-{source}",
         stream=STREAM,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL),
     )
-    while True:
-        try:
-            batch = await subscription.fetch(64, timeout=1)
-        except TimeoutError:
-            continue
-        for msg in batch:
-            incident_id = msg.subject.split(".")[1]
-            await js.publish(f"relay.{incident_id}.{target}", msg.data)
-            await msg.ack()
+    try:
+        while True:
+            try:
+                batch = await subscription.fetch(64, timeout=1)
+            except TimeoutError:
+                continue
+            # The whole batch's publishes at once, then its acks: a relay held back only by the
+            # work, never by waiting for one ack before sending the next message.
+            publishes = []
+            for msg in batch:
+                incident_id = msg.subject.split(".")[1]
+                publishes += [
+                    js.publish(f"relay.{incident_id}.{target}", msg.data)
+                    for _ in range(events.next())
+                ]
+                publishes += [
+                    js.publish(f"relay_timer.{incident_id}.{n}", b"") for n in range(timers.next())
+                ]
+            await asyncio.gather(*publishes)
+            for msg in batch:
+                await msg.ack()
+    finally:
+        if with_reader:
+            reader.cancel()
 
 
 async def project(url: str, database: str) -> None:
@@ -105,13 +214,33 @@ async def project(url: str, database: str) -> None:
             db.execute("UPDATE position SET sequence = ?", (rows[-1][1],))
 
 
+def parts(port: int, url: str, database: str, shape: Shape) -> dict[str, list[str]]:
+    """The relay's processes (name -> ``bench.relay`` arguments), one per platform service."""
+    encoded = shape.encode()
+    # Routing's hop is driven by the reports that opened an incident, sla's by routing's events:
+    # their rates are per message they read, not per report.
+    per_reported = 1 / shape.reported if shape.reported else 0.0
+    per_routed = 1 / shape.routed if shape.routed else 0.0
+    return {
+        "ingress": ["ingress", str(port), url, encoded],
+        "hop reported": ["hop", url, "reported", "assigned", str(shape.routed * per_reported),
+                         "0", "-"],
+        "hop assigned": ["hop", url, "assigned", "clock_started", str(shape.clocked * per_routed),
+                         str(shape.schedules * per_routed), "read" if shape.extra_readers else "-"],
+        "project": ["project", url, database],
+    }  # fmt: skip
+
+
 def main(argv: list[str]) -> None:
     part, *args = argv
     with contextlib.suppress(KeyboardInterrupt):
         if part == "ingress":
-            asyncio.run(ingress(int(args[0]), args[1]))
+            asyncio.run(ingress(int(args[0]), args[1], Shape.decode(args[2])))
         elif part == "hop":
-            asyncio.run(hop(args[0], args[1], args[2]))
+            url, source, target, per_message, schedules, reader = args
+            asyncio.run(
+                hop(url, source, target, float(per_message), float(schedules), reader == "read")
+            )
         elif part == "project":
             asyncio.run(project(args[0], args[1]))
         else:

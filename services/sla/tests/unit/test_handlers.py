@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -10,18 +11,24 @@ from civicgrid.city.workcalendar import build_calendar
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.decide import default_notify_unit, walk
 from civicgrid.sla.domain.policy import SlaPolicyVersion
-from civicgrid.sla.handlers import SlaPorts, when_incident_event
+from civicgrid.sla.handlers import SlaPorts, when_incident_event, when_timer_fired
 from civicgrid.sla.metrics import SlaMetrics
 from tests.support.events.memory_store import InMemoryStore
-from tests.support.sla import Script, policy
+from tests.support.sla import Script, policy, rung
 
 CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")
 POLICY = policy()
 
 
+LADDERED = policy(ladder=(rung("community", "30m", "community_head"),))
+
+
 class Policies:
+    def __init__(self, version: SlaPolicyVersion = POLICY) -> None:
+        self.version = version
+
     async def for_incident(self, pinned: int | None) -> SlaPolicyVersion:
-        return POLICY
+        return self.version
 
 
 class Timers:
@@ -41,10 +48,10 @@ class Notifier:
         raise AssertionError("no notification expected")
 
 
-def ports(store: InMemoryStore, timers: Timers) -> SlaPorts:
+def ports(store: InMemoryStore, timers: Timers, version: SlaPolicyVersion = POLICY) -> SlaPorts:
     return SlaPorts(
         store=store,
-        policies=Policies(),
+        policies=Policies(version),
         calendar=CALENDAR,
         timers=timers,
         notifier=Notifier(),
@@ -89,3 +96,45 @@ async def test_a_redelivered_event_appends_nothing_and_re_arms() -> None:
     stored = len(store.stored)
     again = await when_incident_event(assigned, ports(store, Timers()))
     assert again.written == () and len(store.stored) == stored
+
+
+async def test_new_clocks_purge_no_escalation_schedule_they_never_had() -> None:
+    """A clock that has never breached (and no earlier version of it) has had no escalation
+    armed: cancelling one is a purge request per clock for nothing (replicated, on a cluster)."""
+    store, timers = InMemoryStore(), Timers()
+    script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
+    assigned = script.assigned()
+    for event in (script.reported(), assigned):
+        store.add(event)
+    await when_incident_event(assigned, ports(store, timers, LADDERED))
+    assert {(f.clock, f.stage) for f in timers.armed} == {
+        ("accept", "breach"),
+        ("accept", "warning"),
+        ("resolve", "breach"),
+        ("resolve", "warning"),
+    }
+    assert timers.cancelled == []
+
+
+class Heard:
+    async def publish(self, subject: str, payload: bytes) -> None:
+        pass
+
+
+async def test_a_breached_clock_that_stops_still_cancels_its_escalation() -> None:
+    store, timers = InMemoryStore(), Timers()
+    script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
+    assigned = script.assigned()
+    for event in (script.reported(), assigned):
+        store.add(event)
+    await when_incident_event(assigned, ports(store, timers, LADDERED))
+    breach = next(f for f in timers.armed if (f.clock, f.stage) == ("accept", "breach"))
+    timers = Timers()
+    heard = dataclasses.replace(ports(store, timers, LADDERED), notifier=Heard())
+    await when_timer_fired(breach, heard)
+    assert ("accept", "escalation") in {(f.clock, f.stage) for f in timers.armed}
+    accepted = script.at(3600).accepted()
+    store.add(accepted)
+    timers = Timers()
+    await when_incident_event(accepted, ports(store, timers, LADDERED))
+    assert (script.incident_id, "accept", "escalation") in timers.cancelled

@@ -339,9 +339,14 @@ async def reconcile_timers(
             if clock is not None
             else dict.fromkeys(STAGES)
         )
+        # The ladder is armed only after a breach: a first version that never breached has no
+        # escalation schedule, and purging one (per clock started) costs a request for nothing.
+        skip = never | settled_stages
+        if clock is not None and clock.version == 1 and not clock.breached:
+            skip = skip | {"escalation"}
         for stage, firing in wanted.items():
             if firing is None:
-                if stage not in never and stage not in settled_stages:
+                if stage not in skip:
                     await ports.timers.cancel(clocks.incident_id, name, stage)
                 continue
             assert firing.fire_at is not None

@@ -130,6 +130,16 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str
     return make
 
 
+@pytest.fixture
+def make_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A factory of new, empty databases' URLs, for tests that need several."""
+
+    def make(backend: str) -> str:
+        return new_database_url(request, tmp_path, backend)
+
+    return make
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new, empty database's URL on each backend (the service migrates it at start)."""

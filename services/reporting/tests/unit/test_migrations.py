@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from civicgrid.reporting.database import open_database
 from civicgrid.reporting.migrate import alembic_config
 from civicgrid.reporting.schema import metadata
+from tests.support.reporting.migration_race import start_together
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_uses(engine: Engine) -> None:
@@ -48,3 +49,23 @@ def test_a_model_from_an_older_version_is_upgraded_at_start_and_keeps_its_rows(
     head = ScriptDirectory.from_config(config).get_current_head()
     assert head is not None and head > "0001"
     assert (version, kept) == (head, 7)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_replicas_starting_at_once_on_one_new_model_migrate_it_once_and_all_start(
+    backend: str,
+    make_database_url: Callable[[str], str],
+) -> None:
+    # A few rounds: one race does not always interleave the replicas' migrations.
+    urls = [make_database_url(backend) for _ in range(3)]
+    errors = start_together(urls, replicas=4)
+    assert errors == []
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    for url in urls:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+            differences = compare_metadata(MigrationContext.configure(connection), metadata)
+        engine.dispose()
+        assert [tuple(row) for row in versions] == [(head,)]
+        assert [d for d in differences if d[0] != "modify_type"] == []

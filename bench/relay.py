@@ -1,10 +1,10 @@
 """The no-logic relay of the platform's shape, the end-to-end baseline. Each part runs as its own
 process, as the services do:
 
-- ``ingress PORT URL SHAPE``: a bare ASGI handler under uvicorn that writes the shape's claims
-  (``relay_claim.<id>.<n>``), publishes the POSTed form (``relay.<id>.reported``, or
-  ``relay.<id>.merged`` for the share of reports the platform merged into another) and answers
-  201 with the id, as intake's Open311 POST does;
+- ``ingress PORT URL SHAPE``: a bare ASGI handler under uvicorn (httptools and uvloop, as the
+  services run) that writes the shape's claims (``relay_claim.<id>.<n>``), publishes the
+  POSTed form (``relay.<id>.reported``, or ``relay.<id>.merged`` for the share of reports the
+  platform merged into another) and answers 201 with the id, as intake's Open311 POST does;
 - ``hop URL FROM TO PER_MESSAGE SCHEDULES SHAPE``: a durable pull consumer that, for each
   ``relay.<id>.FROM``, publishes PER_MESSAGE ``relay.<id>.TO`` events and SCHEDULES timer
   messages (``relay_timer.<id>.<n>``), a fetched batch's publishes all at once, then acks:
@@ -35,6 +35,8 @@ import nats
 import uvicorn
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from civicgrid.servicekit.serving import run_on_uvloop
 
 STREAM = "RELAY"
 CLAIMS = "RELAY_CLAIMS"
@@ -142,7 +144,13 @@ async def ingress(port: int, url: str, shape: Shape) -> None:
         await send({"type": "http.response.body", "body": answer})
 
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="httptools",
     )
     try:
         await uvicorn.Server(config).serve()
@@ -235,14 +243,14 @@ def main(argv: list[str]) -> None:
     part, *args = argv
     with contextlib.suppress(KeyboardInterrupt):
         if part == "ingress":
-            asyncio.run(ingress(int(args[0]), args[1], Shape.decode(args[2])))
+            run_on_uvloop(ingress(int(args[0]), args[1], Shape.decode(args[2])))
         elif part == "hop":
             url, source, target, per_message, schedules, reader = args
-            asyncio.run(
+            run_on_uvloop(
                 hop(url, source, target, float(per_message), float(schedules), reader == "read")
             )
         elif part == "project":
-            asyncio.run(project(args[0], args[1]))
+            run_on_uvloop(project(args[0], args[1]))
         else:
             raise SystemExit(f"unknown part {part!r}: ingress, hop or project")
 

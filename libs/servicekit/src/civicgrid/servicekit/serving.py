@@ -15,11 +15,12 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 import uvicorn
+import uvloop
 
 from civicgrid.servicekit.logging import configure_logging
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from civicgrid.servicekit.service import Service
 
 log = structlog.get_logger("civicgrid.serving")
+T = TypeVar("T")
 
 # The graceful part of a stop (HTTP, consumers, draining the connection) gets this long ...
 STOP_DEADLINE_S = 3.0
@@ -44,9 +46,16 @@ class _HttpServer(uvicorn.Server):
 
 
 def run(service: Service) -> None:
-    code = asyncio.run(serve(service))
+    code = run_on_uvloop(serve(service))
     if code:
         raise SystemExit(code)
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop's event loop: each message through nats-py and each HTTP
+    request costs the loop less than asyncio's own (selector, transports, handles)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def serve(service: Service) -> int:
@@ -64,6 +73,7 @@ async def serve(service: Service) -> int:
             port=service.settings.http_port,
             log_config=None,
             access_log=False,
+            http="httptools",
             # The service starts below, where a signal can cancel it.
             lifespan="off",
             timeout_graceful_shutdown=HTTP_GRACE_S,

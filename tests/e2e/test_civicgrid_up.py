@@ -206,6 +206,23 @@ def test_a_service_that_dies_is_restarted(up: RunningUp) -> None:
     assert up.stop() == 0
 
 
+def test_ctrl_c_after_the_reader_of_its_output_went_away_still_stops_everything(
+    up: RunningUp,
+) -> None:
+    """`civicgrid up | head`: once its output has nowhere to go, Ctrl-C still stops it all."""
+    up.wait_for_line("civicgrid is up", START_DEADLINE_S)
+    children = _children_of(up.process.pid)
+    assert up.process.stdout is not None
+    up.process.stdout.close()
+    up.process.send_signal(signal.SIGINT)
+    try:
+        up.process.wait(timeout=STOP_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        _stop_up_or_kill(up)
+        pytest.fail(f"civicgrid up still running {STOP_WITHIN_S}s after Ctrl-C")
+    assert not [pid for pid in children if _running(pid)], "nats-server or a service left"
+
+
 async def _history(url: str, incident_id: str) -> list[str]:
     client = await nats.connect(url)
     try:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -50,51 +48,3 @@ def test_a_model_from_an_older_version_is_upgraded_at_start_and_keeps_its_rows(
     head = ScriptDirectory.from_config(config).get_current_head()
     assert head is not None and head > "0001"
     assert (version, kept) == (head, 7)
-
-
-# A replica in a process of its own: imported, it says so, then migrates on the word "go".
-REPLICA = """
-import sys
-from civicgrid.reporting.database import open_database
-print("ready", flush=True)
-sys.stdin.readline()
-open_database(sys.argv[1]).dispose()
-"""
-
-
-def test_replicas_starting_at_once_on_a_new_model_all_start(database_url: str) -> None:
-    """Every replica migrates at start: four on one new database must not each create it."""
-    replicas = [
-        subprocess.Popen(
-            [sys.executable, "-c", REPLICA, database_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    try:
-        for replica in replicas:
-            assert replica.stdout is not None and replica.stdout.readline() == "ready\n"
-        for replica in replicas:  # all four at the same starting line
-            assert replica.stdin is not None
-            replica.stdin.write("go\n")
-            replica.stdin.flush()
-        failed = [
-            err
-            for replica in replicas
-            if (err := replica.communicate(timeout=60)[1]) or replica.returncode
-        ]
-    finally:
-        for replica in replicas:
-            if replica.poll() is None:
-                replica.kill()
-                replica.wait()
-    assert failed == []
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-    engine.dispose()
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert versions == [(head,)]

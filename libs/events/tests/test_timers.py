@@ -35,9 +35,10 @@ class Firings:
         self.incident_id = incident_id
         self.received: list[tuple[datetime, Msg]] = []
         self._task: asyncio.Task[None] | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
 
     async def start(self) -> None:
-        subscription = await self.js.pull_subscribe(
+        self._subscription = subscription = await self.js.pull_subscribe(
             f"sla.fired.{self.incident_id}.>",
             durable=f"t-{self.incident_id}",
             stream=streams.SLA_TIMERS,
@@ -59,6 +60,11 @@ class Firings:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self._subscription is not None:
+            # A fetch cut short by the cancel leaves its reply in the inbox's queue; a
+            # subscription left behind on the session's connection holds its drain for the whole
+            # drain timeout (30 s) at the end of the worker's session.
+            await self._subscription.unsubscribe()
         await self.js.delete_consumer(streams.SLA_TIMERS, f"t-{self.incident_id}")
 
     def stages(self) -> list[str]:

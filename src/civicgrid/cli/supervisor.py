@@ -132,4 +132,7 @@ class Supervisor:
 
 class EventPrinter:
     def __call__(self, message: str) -> None:
-        print(f"[civicgrid] {message}", flush=True)
+        # Whoever read our output may be gone (`civicgrid up | head`, a closed terminal): the
+        # stop must still run to its end, nats-server included, not die on a message.
+        with contextlib.suppress(OSError):
+            print(f"[civicgrid] {message}", flush=True)

@@ -98,15 +98,20 @@ async def test_a_redelivered_event_appends_nothing_and_re_arms() -> None:
     assert again.written == () and len(store.stored) == stored
 
 
-async def test_new_clocks_purge_no_escalation_schedule_they_never_had() -> None:
-    """A clock that has never breached (and no earlier version of it) has had no escalation
-    armed: cancelling one is a purge request per clock for nothing (replicated, on a cluster)."""
-    store, timers = InMemoryStore(), Timers()
+async def _assigned_under_a_ladder(store: InMemoryStore, timers: Timers) -> Script:
     script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
     assigned = script.assigned()
     for event in (script.reported(), assigned):
         store.add(event)
     await when_incident_event(assigned, ports(store, timers, LADDERED))
+    return script
+
+
+async def test_new_clocks_purge_no_escalation_schedule_they_never_had() -> None:
+    """A clock that has never breached (and no earlier version of it) has had no escalation
+    armed: cancelling one is a purge request per clock for nothing (replicated, on a cluster)."""
+    store, timers = InMemoryStore(), Timers()
+    await _assigned_under_a_ladder(store, timers)
     assert {(f.clock, f.stage) for f in timers.armed} == {
         ("accept", "breach"),
         ("accept", "warning"),
@@ -123,11 +128,7 @@ class Heard:
 
 async def test_a_breached_clock_that_stops_still_cancels_its_escalation() -> None:
     store, timers = InMemoryStore(), Timers()
-    script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
-    assigned = script.assigned()
-    for event in (script.reported(), assigned):
-        store.add(event)
-    await when_incident_event(assigned, ports(store, timers, LADDERED))
+    script = await _assigned_under_a_ladder(store, timers)
     breach = next(f for f in timers.armed if (f.clock, f.stage) == ("accept", "breach"))
     timers = Timers()
     heard = dataclasses.replace(ports(store, timers, LADDERED), notifier=Heard())

@@ -110,6 +110,30 @@ async def _until_projected(
     raise TimeoutError(f"{stream} not projected within {within_s:.0f}s")
 
 
+def relay_position(database: Path) -> Callable[[], Awaitable[int]]:
+    """How far the relay's projector has stored (0 until its table exists)."""
+
+    async def position() -> int:
+        try:
+            with sqlite3.connect(database) as db:
+                return int(db.execute("SELECT sequence FROM position").fetchone()[0])
+        except (sqlite3.Error, TypeError):
+            return 0
+
+    return position
+
+
+def reporting_position(port: int) -> Callable[[], Awaitable[int]]:
+    """How far reporting's projector has stored, as its status API says."""
+    status = f"http://127.0.0.1:{port}/api/v1/status"
+
+    async def position() -> int:
+        async with httpx.AsyncClient(timeout=5) as http:
+            return int((await http.get(status)).json()["position"])
+
+    return position
+
+
 def _wait_http(url: str, within_s: float) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
@@ -154,18 +178,11 @@ async def _relay_run(
     try:
         _wait_http(f"http://127.0.0.1:{port}/", 30)
 
-        async def position() -> int:
-            try:
-                with sqlite3.connect(database) as db:
-                    return int(db.execute("SELECT sequence FROM position").fetchone()[0])
-            except (sqlite3.Error, TypeError):
-                return 0
-
         started = time.monotonic()
         total, failed = await asyncio.to_thread(
             _wrk, f"http://127.0.0.1:{port}/open311/v2/requests.json", seconds, script
         )
-        done = await _until_projected(client, relay.STREAM, position, 300)
+        done = await _until_projected(client, relay.STREAM, relay_position(database), 300)
         kind = "thin" if shape == relay.Shape.thin() else "the platform's shape"
         return Figure(f"relay, {kind}: Open311 POST -> projected (no logic)", total - failed,
                       done - started, "reports/s")  # fmt: skip
@@ -228,12 +245,7 @@ async def _platform_run(
         for service, port in ports.items():
             _wait_http(f"http://127.0.0.1:{port}/readyz", 120)
             del service
-        reporting = f"http://127.0.0.1:{ports['reporting']}/api/v1/status"
-
-        async def position() -> int:
-            async with httpx.AsyncClient(timeout=5) as http:
-                return int((await http.get(reporting)).json()["position"])
-
+        position = reporting_position(ports["reporting"])
         for name, script in scripts.items():
             before = await _counts(client)
             started = time.monotonic()

@@ -18,14 +18,12 @@ import collections
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import nats
 
 from bench import end_to_end, relay
@@ -140,12 +138,7 @@ async def relay_cpu(seconds: float, shape: relay.Shape) -> None:
             )  # fmt: skip
             accepted = total - failed
             during = {n: _cpu_seconds(pid) - before[n] for n, pid in pids.items()}
-            database = directory / "relay.sqlite"
-
-            async def position() -> int:
-                with sqlite3.connect(database) as db:
-                    return int(db.execute("SELECT sequence FROM position").fetchone()[0])
-
+            position = end_to_end.relay_position(directory / "relay.sqlite")
             await end_to_end._until_projected(client, relay.STREAM, position, 300)
             whole = {n: _cpu_seconds(pid) - before[n] for n, pid in pids.items()}
             print(f"relay ({shape.describe()}): {accepted} reports accepted ({failed} refused)")
@@ -203,12 +196,7 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             )
             took = time.monotonic() - started
             cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-            status = f"http://127.0.0.1:{ports['reporting']}/api/v1/status"
-
-            async def position() -> int:
-                async with httpx.AsyncClient(timeout=5) as http:
-                    return int((await http.get(status)).json()["position"])
-
+            position = end_to_end.reporting_position(ports["reporting"])
             await end_to_end._until_projected(client, streams.INCIDENTS, position, 600)
             whole = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             for sampler in samplers.values():

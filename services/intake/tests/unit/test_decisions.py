@@ -57,10 +57,10 @@ def new_incident(incident_id: str = "INC1") -> IncidentState:
     return fold(incident_id, [reported(incident_id, occurred_at=NOW - timedelta(hours=1))])
 
 
-def assigned(
-    lead: UnitRef = GRID, *, on_site: bool = False, incident_id: str = "INC1"
-) -> IncidentState:
-    event = Assigned(
+def assignment(
+    lead: UnitRef = GRID, *, on_site: bool = False, incident_id: str = "INC1", number: int = 1
+) -> Assigned:
+    return Assigned(
         incident_id=incident_id,
         source="routing",
         actor=ROUTING,
@@ -73,8 +73,14 @@ def assigned(
         rule="r",
         policy_version=1,
         explanation="e",
-        assignment_no=1,
+        assignment_no=number,
     )
+
+
+def assigned(
+    lead: UnitRef = GRID, *, on_site: bool = False, incident_id: str = "INC1"
+) -> IncidentState:
+    event = assignment(lead, on_site=on_site, incident_id=incident_id)
     return apply(new_incident(incident_id), event)
 
 
@@ -359,26 +365,8 @@ def test_the_command_centre_orders_a_class_and_the_state_runs_under_it() -> None
     state = apply(assigned(), event)
     assert state.sla_class == "difficult"
     # A later assignment (the matter's class again) does not undo the order.
-    again = apply(state, _assignment("INC1"))
+    again = apply(state, assignment(OTHER_GRID, number=2))
     assert again.sla_class == "difficult" and again.assigned_class == "standard"
-
-
-def _assignment(incident_id: str) -> Assigned:
-    return Assigned(
-        incident_id=incident_id,
-        source="routing",
-        actor=ROUTING,
-        correlation_id="corr",
-        level=HandlingLevel.GRID,
-        lead_unit=OTHER_GRID,
-        sla_class="standard",
-        on_site=False,
-        jurisdiction=Jurisdiction(grid_id=OTHER_GRID.id),
-        rule="r",
-        policy_version=1,
-        explanation="e",
-        assignment_no=2,
-    )
 
 
 def test_a_class_order_is_refused_by_others_when_finished_and_for_the_same_class() -> None:

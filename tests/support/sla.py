@@ -32,6 +32,7 @@ from civicgrid.events.incident_events import (
     SlaClassOrdered,
     Suspended,
 )
+from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.app import CLOCKS_CONSUMER, TIMERS_CONSUMER
 from civicgrid.sla.config import SlaConfig
 from civicgrid.sla.domain.policy import SlaPolicyVersion
@@ -216,3 +217,27 @@ def fresh_durables(suffix: str) -> tuple[ConsumerSpec, ConsumerSpec]:
         decode=TIMERS_CONSUMER.decode,
     )
     return clocks, fired
+
+
+class FixedPolicies:
+    """sla's policy port answering one version, whatever the incident is pinned to."""
+
+    def __init__(self, version: SlaPolicyVersion) -> None:
+        self.version = version
+
+    async def for_incident(self, pinned: int | None) -> SlaPolicyVersion:
+        return self.version
+
+
+class RecordingTimers:
+    """sla's timer port that only records what was armed and cancelled."""
+
+    def __init__(self) -> None:
+        self.armed: list[TimerFiring] = []
+        self.cancelled: list[tuple[str, str, str]] = []
+
+    async def arm(self, firing: TimerFiring) -> None:
+        self.armed.append(firing)
+
+    async def cancel(self, incident_id: str, clock: str, stage: str) -> None:
+        self.cancelled.append((incident_id, clock, stage))

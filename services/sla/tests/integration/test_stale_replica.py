@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 
 from civicgrid.events.incident_events import SlaClockStarted
 from civicgrid.events.store import EventStore
-from civicgrid.events.timers import TimerFiring
 from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.sla.config import SlaConfig
 from civicgrid.sla.domain.decide import default_notify_unit
@@ -26,6 +25,7 @@ from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.handlers import SlaPorts, when_incident_event
 from civicgrid.sla.metrics import SlaMetrics
 from tests.support.events.lagging_replica import LaggingReplica
+from tests.support.sla import FixedPolicies, RecordingTimers
 from tests.support.sla_nats import SlaWorld
 
 
@@ -34,25 +34,6 @@ async def own_nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
     client = await nats.connect(nats_server.client_url, name="sla-lagging")
     yield client
     await client.close()
-
-
-class _Policies:
-    def __init__(self, policy: SlaPolicyVersion) -> None:
-        self.policy = policy
-
-    async def for_incident(self, pinned: int | None) -> SlaPolicyVersion:
-        return self.policy
-
-
-class _Timers:
-    def __init__(self) -> None:
-        self.armed: list[TimerFiring] = []
-
-    async def arm(self, firing: TimerFiring) -> None:
-        self.armed.append(firing)
-
-    async def cancel(self, incident_id: str, clock: str, stage: str) -> None:
-        return None
 
 
 class _Silent:
@@ -73,10 +54,10 @@ async def test_an_assignment_read_from_a_replica_behind_it_still_starts_its_cloc
         await world.store.append(assigned, msg_id=assigned.event_id, expected_version=None)
     ).sequence
     lagging = LaggingReplica(own_nc, applied=at - 1, reads=2)
-    timers = _Timers()
+    timers = RecordingTimers()
     ports = SlaPorts(
         store=EventStore(own_nc.jetstream()),
-        policies=_Policies(test_policy),
+        policies=FixedPolicies(test_policy),
         calendar=sla_config.calendar,
         timers=timers,
         notifier=_Silent(),

@@ -13,28 +13,14 @@ from civicgrid.events.store import History, StoredEvent
 from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.clocks import Clocks
 from civicgrid.sla.domain.decide import default_notify_unit, walk
-from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.handlers import SlaPorts, when_timer_fired
 from civicgrid.sla.metrics import SlaMetrics
 from tests.support.events.memory_store import InMemoryStore
-from tests.support.sla import GRID_A, Script, policy
+from tests.support.sla import GRID_A, FixedPolicies, RecordingTimers, Script, policy
 
 CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")
 POLICY = policy(warnings=())
 T0 = datetime(2026, 6, 2, 2, 0, tzinfo=UTC)
-
-
-class Policies:
-    async def for_incident(self, pinned: int | None) -> SlaPolicyVersion:
-        return POLICY
-
-
-class Timers:
-    async def arm(self, firing: TimerFiring) -> None:
-        pass
-
-    async def cancel(self, incident_id: str, clock: str, stage: str) -> None:
-        pass
 
 
 class Notifier:
@@ -83,9 +69,9 @@ def _world() -> tuple[CountingStore, Script, Clocks, int]:
 def _ports(store: InMemoryStore, fold: Fold, notifier: Notifier, now: datetime) -> SlaPorts:
     return SlaPorts(
         store=store,
-        policies=Policies(),
+        policies=FixedPolicies(POLICY),
         calendar=CALENDAR,
-        timers=Timers(),
+        timers=RecordingTimers(),
         notifier=notifier,
         metrics=SlaMetrics.create(CollectorRegistry()),
         notify_unit=default_notify_unit,

@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from civicgrid.city.workcalendar import build_calendar
-from civicgrid.events.timers import TimerFiring
 from civicgrid.sla.domain.decide import default_notify_unit, walk
 from civicgrid.sla.domain.policy import SlaPolicyVersion
 from civicgrid.sla.handlers import SlaPorts, when_incident_event, when_timer_fired
 from civicgrid.sla.metrics import SlaMetrics
 from tests.support.events.memory_store import InMemoryStore
-from tests.support.sla import Script, policy, rung
+from tests.support.sla import FixedPolicies, RecordingTimers, Script, policy, rung
 
 CALENDAR = build_calendar("Asia/Shanghai", "chinese-calendar")
 POLICY = policy()
@@ -23,35 +22,17 @@ POLICY = policy()
 LADDERED = policy(ladder=(rung("community", "30m", "community_head"),))
 
 
-class Policies:
-    def __init__(self, version: SlaPolicyVersion = POLICY) -> None:
-        self.version = version
-
-    async def for_incident(self, pinned: int | None) -> SlaPolicyVersion:
-        return self.version
-
-
-class Timers:
-    def __init__(self) -> None:
-        self.armed: list[TimerFiring] = []
-        self.cancelled: list[tuple[str, str, str]] = []
-
-    async def arm(self, firing: TimerFiring) -> None:
-        self.armed.append(firing)
-
-    async def cancel(self, incident_id: str, clock: str, stage: str) -> None:
-        self.cancelled.append((incident_id, clock, stage))
-
-
 class Notifier:
     async def publish(self, subject: str, payload: bytes) -> None:
         raise AssertionError("no notification expected")
 
 
-def ports(store: InMemoryStore, timers: Timers, version: SlaPolicyVersion = POLICY) -> SlaPorts:
+def ports(
+    store: InMemoryStore, timers: RecordingTimers, version: SlaPolicyVersion = POLICY
+) -> SlaPorts:
     return SlaPorts(
         store=store,
-        policies=Policies(version),
+        policies=FixedPolicies(version),
         calendar=CALENDAR,
         timers=timers,
         notifier=Notifier(),
@@ -63,7 +44,7 @@ def ports(store: InMemoryStore, timers: Timers, version: SlaPolicyVersion = POLI
 async def test_a_reaction_half_stored_by_an_older_release_is_completed_as_one_decision() -> None:
     """Before decisions were atomic, a crash could leave part of a reaction stored: the walk
     owes the rest, and it is appended as one decision under the reaction's cause."""
-    store, timers = InMemoryStore(), Timers()
+    store, timers = InMemoryStore(), RecordingTimers()
     script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
     assigned = script.assigned()
     for event in (script.reported(), assigned):
@@ -87,18 +68,18 @@ async def test_a_reaction_half_stored_by_an_older_release_is_completed_as_one_de
 
 
 async def test_a_redelivered_event_appends_nothing_and_re_arms() -> None:
-    store, timers = InMemoryStore(), Timers()
+    store, timers = InMemoryStore(), RecordingTimers()
     script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
     assigned = script.assigned()
     for event in (script.reported(), assigned):
         store.add(event)
     await when_incident_event(assigned, ports(store, timers))
     stored = len(store.stored)
-    again = await when_incident_event(assigned, ports(store, Timers()))
+    again = await when_incident_event(assigned, ports(store, RecordingTimers()))
     assert again.written == () and len(store.stored) == stored
 
 
-async def _assigned_under_a_ladder(store: InMemoryStore, timers: Timers) -> Script:
+async def _assigned_under_a_ladder(store: InMemoryStore, timers: RecordingTimers) -> Script:
     script = Script(datetime(2026, 6, 2, 2, 0, tzinfo=UTC))
     assigned = script.assigned()
     for event in (script.reported(), assigned):
@@ -110,7 +91,7 @@ async def _assigned_under_a_ladder(store: InMemoryStore, timers: Timers) -> Scri
 async def test_new_clocks_purge_no_escalation_schedule_they_never_had() -> None:
     """A clock that has never breached (and no earlier version of it) has had no escalation
     armed: cancelling one is a purge request per clock for nothing (replicated, on a cluster)."""
-    store, timers = InMemoryStore(), Timers()
+    store, timers = InMemoryStore(), RecordingTimers()
     await _assigned_under_a_ladder(store, timers)
     assert {(f.clock, f.stage) for f in timers.armed} == {
         ("accept", "breach"),
@@ -127,15 +108,15 @@ class Heard:
 
 
 async def test_a_breached_clock_that_stops_still_cancels_its_escalation() -> None:
-    store, timers = InMemoryStore(), Timers()
+    store, timers = InMemoryStore(), RecordingTimers()
     script = await _assigned_under_a_ladder(store, timers)
     breach = next(f for f in timers.armed if (f.clock, f.stage) == ("accept", "breach"))
-    timers = Timers()
+    timers = RecordingTimers()
     heard = dataclasses.replace(ports(store, timers, LADDERED), notifier=Heard())
     await when_timer_fired(breach, heard)
     assert ("accept", "escalation") in {(f.clock, f.stage) for f in timers.armed}
     accepted = script.at(3600).accepted()
     store.add(accepted)
-    timers = Timers()
+    timers = RecordingTimers()
     await when_incident_event(accepted, ports(store, timers, LADDERED))
     assert (script.incident_id, "accept", "escalation") in timers.cancelled

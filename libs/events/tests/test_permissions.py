@@ -31,6 +31,7 @@ from civicgrid.events.durables import Durable
 from civicgrid.events.permissions import EXTERNAL_GRANT, SERVICE_GRANTS, Grant
 from civicgrid.events.streams import ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from tests.support.events import refusals
 from tests.support.events.waiting import eventually
 
 GRANTS: dict[str, Grant] = {**SERVICE_GRANTS, "external": EXTERNAL_GRANT}
@@ -90,7 +91,6 @@ class RecordingClient(NatsClient):
 class Session:
     client: NatsClient
     violations: list[str] = field(default_factory=list)
-    reported: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
     def js(self) -> JetStreamContext:
@@ -102,8 +102,6 @@ async def connect(server: EmbeddedNats, user: str) -> Session:
 
     async def on_error(exc: Exception) -> None:
         session.violations.append(str(exc))
-        async with session.reported:
-            session.reported.notify_all()
 
     await session.client.connect(
         f"nats://{user}:{password(user)}@{server.host}:{server.port}",
@@ -167,39 +165,11 @@ ANSWERS = (NatsTimeoutError, TimeoutError, APIError, NatsError)
 
 
 async def refused(session: Session, attempt: Coroutine[object, object, object]) -> bool:
-    """Whether the attempt got an error, or no answer within REFUSED_WITHIN_S.
-
-    An unanswered request is settled as soon as the server reports the permissions violation
-    for the very subject it published to: a publish the server refused reaches no one, so its
-    answer can only be the timeout. This spares waiting out the timeout for every refusal; an
-    attempt the server let through is still waited for, and counts as allowed if answered."""
+    """Whether the attempt got an error, or no answer within REFUSED_WITHIN_S (settled as soon
+    as the server reports the violation for a subject the attempt published to)."""
     published: list[str] = []
-    PUBLISHED.set(published)
-    request = asyncio.ensure_future(attempt)  # in a copy of this context: records `published`
-
-    async def violated() -> None:
-        def seen() -> bool:
-            quoted = [f'"{subject}"'.lower() for subject in published]
-            return any(q in v.lower() for q in quoted for v in session.violations)
-
-        async with session.reported:
-            await session.reported.wait_for(seen)
-
-    watch = asyncio.ensure_future(violated())
-    try:
-        await asyncio.wait({request, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-    if not request.done():
-        request.cancel()
-        with contextlib.suppress(asyncio.CancelledError, *ANSWERS):
-            await request
-        return True
-    try:
-        request.result()
-    except ANSWERS:
-        return True
-    return False
+    PUBLISHED.set(published)  # the attempt's task copies this context: it records `published`
+    return await refusals.refused(attempt, lambda: published, session.violations, answers=ANSWERS)
 
 
 def legacy_create(durable: Durable, config: dict[str, object]) -> bytes:

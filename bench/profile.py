@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from bench import end_to_end, relay
 from civicgrid.events import streams
@@ -102,6 +104,28 @@ def _inclusive_top(raw: Path) -> list[tuple[str, int]]:
         for frame in frames - {f for f in frames if "serving.py" in f or "service.py:262" in f}:
             inclusive[frame] += int(count_text)
     return inclusive.most_common(TOP)
+
+
+class _Requests:
+    """Direct Gets and leader message gets by stream, as a plain subscriber sees them (the
+    server hands a copy of each request to every subscriber of its subject)."""
+
+    SUBJECTS = ("$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>")
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    async def watch(self, client: NatsClient) -> None:
+        async def count(msg: Msg) -> None:
+            self.counts[msg.subject.removeprefix("$JS.API.")] += 1
+
+        for subject in self.SUBJECTS:
+            await client.subscribe(subject, cb=count)
+
+    def print_per_report(self, accepted: int) -> None:
+        print("Reads per accepted report (by API subject):")
+        for subject, count in sorted(self.counts.items()):
+            print(f"  {subject:40} {count / max(1, accepted):6.2f}")
 
 
 def _sample(py_spy: Path, pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
@@ -186,6 +210,9 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             }
             assert server.process is not None
             pids["nats-server"] = server.process.pid
+            requests = _Requests()
+            await requests.watch(client)
+            await client.flush()
             cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             started = time.monotonic()
             total, failed = await asyncio.to_thread(
@@ -204,6 +231,7 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             accepted = total - failed
             print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
             _print_cpu(cpu, whole, accepted)
+            requests.print_per_report(accepted)
             for service in SERVICES:
                 if service not in samplers:
                     continue

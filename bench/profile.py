@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -126,6 +127,18 @@ class _Requests:
         print("Reads per accepted report (by API subject):")
         for subject, count in sorted(self.counts.items()):
             print(f"  {subject:40} {count / max(1, accepted):6.2f}")
+
+
+# The lines of each service's /metrics worth reading beside the profile.
+MEASURED = ("civicgrid_history_reads_total", "civicgrid_routing_conflicts_total")
+
+
+def _print_measured(ports: dict[str, int]) -> None:
+    for service, port in ports.items():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(MEASURED):
+                print(f"  {service:12} {line}")
 
 
 def _sample(py_spy: Path, pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
@@ -232,6 +245,7 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
             _print_cpu(cpu, whole, accepted)
             requests.print_per_report(accepted)
+            _print_measured(ports)
             for service in SERVICES:
                 if service not in samplers:
                     continue

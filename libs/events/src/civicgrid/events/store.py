@@ -91,6 +91,38 @@ class History:
         return len(self.events)
 
 
+def note_cause(causes: dict[str, str], headers: Mapping[str, str], event: IncidentEvent) -> None:
+    """Add a stored event's cause to a history's causes: the first fingerprint of a key counts.
+
+    The cause travels as a header; events written before it did name it by causation id.
+    """
+    cause = headers.get(wire.CAUSE) or event.causation_id
+    if cause is not None:
+        causes.setdefault(cause, headers.get(wire.FINGERPRINT, ""))
+
+
+def linked_previous(
+    headers: Mapping[str, str], sequence: int, incident_subjects: str
+) -> int | None:
+    """The sequence of the incident's event right before this message, as the server checked
+    it when storing it; None when nothing says (appended without an expectation).
+
+    A decision is stored with ``Nats-Expected-Last-Subject-Sequence`` on ``incident.<id>.*``
+    (0: the incident had no event); the later messages of an atomic batch follow the one
+    before them.
+    """
+    if headers.get(wire.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT) == incident_subjects:
+        try:
+            return int(headers[wire.EXPECTED_LAST_SUBJECT_SEQUENCE])
+        except (KeyError, ValueError):
+            return None
+    try:
+        batch_sequence = int(headers.get(wire.BATCH_SEQUENCE, "0"))
+    except ValueError:
+        return None
+    return sequence - 1 if batch_sequence > 1 else None
+
+
 def is_whole_history(lasts: Sequence[RawMessage], incident_subjects: str) -> bool:
     """Whether the last message of each of an incident's subjects is all it has.
 
@@ -106,12 +138,8 @@ def is_whole_history(lasts: Sequence[RawMessage], incident_subjects: str) -> boo
     walked = 0
     while raw is not None:
         walked += 1
-        headers = raw.headers
-        if headers.get(wire.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT) == incident_subjects:
-            previous = int(headers.get(wire.EXPECTED_LAST_SUBJECT_SEQUENCE, "-1"))
-        elif int(headers.get(wire.BATCH_SEQUENCE, "0")) > 1:
-            previous = raw.sequence - 1
-        else:
+        previous = linked_previous(raw.headers, raw.sequence, incident_subjects)
+        if previous is None:
             return False  # appended without an expectation: nothing says what came before
         if previous == NO_EVENTS_YET:
             return walked == len(lasts)
@@ -274,9 +302,7 @@ class EventStore:
         stored = [StoredEvent(raw.sequence, load_event_json(raw.data)) for raw in raws]
         causes: dict[str, str] = {}
         for raw, event in zip(raws, stored, strict=True):
-            cause = raw.headers.get(wire.CAUSE) or event.event.causation_id
-            if cause is not None:
-                causes.setdefault(cause, raw.headers.get(wire.FINGERPRINT, ""))
+            note_cause(causes, raw.headers, event.event)
         return History(incident_id, tuple(stored), causes)
 
     async def load_latest(self, incident_id: str) -> History:

@@ -121,7 +121,7 @@ class KnownHistories:
         if size < 1:
             raise ValueError(f"a history cache holds at least one incident, not {size}")
         self._store = store
-        self._size = size
+        self.size = size
         self._known: OrderedDict[str, _Whole] = OrderedDict()
         self._hit = reads.labels(service, "hit") if reads is not None else None
         self._miss = reads.labels(service, "miss") if reads is not None else None
@@ -236,5 +236,5 @@ class KnownHistories:
     def _hold(self, incident_id: str, whole: _Whole) -> None:
         self._known[incident_id] = whole
         self._known.move_to_end(incident_id)
-        while len(self._known) > self._size:
+        while len(self._known) > self.size:
             self._known.popitem(last=False)

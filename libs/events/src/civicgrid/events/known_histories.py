@@ -203,7 +203,9 @@ class KnownHistories:
         if previous is None:
             self._known.pop(incident_id, None)
             return
-        self._extend(incident_id, previous, [_Link(sequence, headers, event, data)])
+        # Bytes only where there is no event yet (they are parsed on the first hit).
+        link = _Link(sequence, headers, event, b"" if event is not None else data)
+        self._extend(incident_id, previous, [link])
 
     def _extend(self, incident_id: str, previous: int, links: list[_Link]) -> None:
         """Add events that follow one another, the first right after ``previous``."""

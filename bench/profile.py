@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import httpx
@@ -71,6 +73,30 @@ def _print_cpu(during: dict[str, float], whole: dict[str, float], accepted: int)
               f"{1000 * whole[name] / max(1, accepted):6.2f}")  # fmt: skip
     print(f"  {'all':12} {1000 * sum(during.values()) / max(1, accepted):6.2f} "
           f"{1000 * sum(whole.values()) / max(1, accepted):6.2f}")  # fmt: skip
+
+
+def _messages_by_client(monitor_port: int) -> collections.Counter[str]:
+    """Messages each client has sent the server so far (publishes, requests, pulls, acks), by
+    connection name: the server's own count, which does not depend on how busy the machine is."""
+    url = f"http://127.0.0.1:{monitor_port}/connz?limit=4096"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        connections = json.load(answer)["connections"]
+    counted: collections.Counter[str] = collections.Counter()
+    for connection in connections:
+        counted[connection.get("name") or "?"] += connection.get("in_msgs", 0)
+    return counted
+
+
+def _print_messages(
+    before: collections.Counter[str], after: collections.Counter[str], accepted: int
+) -> None:
+    print("messages sent to the server per accepted report, by client (until projected)")
+    for name in sorted(after):
+        sent = after[name] - before.get(name, 0)
+        if sent > 0 and name != "bench-profile":
+            print(f"  {name:28} {sent / max(1, accepted):6.2f}")
+    total = sum(after.values()) - sum(before.values())
+    print(f"  {'all':28} {total / max(1, accepted):6.2f}")
 
 
 def _summarise(raw: Path) -> tuple[int, list[tuple[str, int, int]]]:
@@ -197,7 +223,10 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
         directory = Path(name)
         bodies = end_to_end._bodies(2000, "water.waterlogging" if load == "storm" else None)
         script = end_to_end._wrk_script(bodies, directory)
-        server = EmbeddedNats(data_dir=directory / "nats", port=free_port())
+        monitor_port = free_port()
+        server = EmbeddedNats(
+            data_dir=directory / "nats", port=free_port(), monitor_port=monitor_port
+        )
         server.start()
         client = await nats.connect(server.client_url, name="bench-profile")
         ports = {s: free_port() for s in SERVICES}
@@ -227,6 +256,7 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             await requests.watch(client)
             await client.flush()
             cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            messages_before = _messages_by_client(monitor_port)
             started = time.monotonic()
             total, failed = await asyncio.to_thread(
                 end_to_end._wrk,
@@ -239,11 +269,13 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             position = end_to_end.reporting_position(ports["reporting"])
             await end_to_end._until_projected(client, streams.INCIDENTS, position, 600)
             whole = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            messages_after = _messages_by_client(monitor_port)
             for sampler in samplers.values():
                 sampler.wait(timeout=seconds + 60)
             accepted = total - failed
             print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
             _print_cpu(cpu, whole, accepted)
+            _print_messages(messages_before, messages_after, accepted)
             requests.print_per_report(accepted)
             _print_measured(ports)
             for service in SERVICES:

@@ -26,9 +26,9 @@ from civicgrid.cli.simulate.tally import Tally
 from civicgrid.events.models import load_event_json
 from civicgrid.servicekit.natsserver import free_port
 from tests.support.events.waiting import eventually
+from tests.support.shipped_city import SHIPPED_FAST, covering_the_coming_years
 
 SERVICES = ("intake", "routing", "sla", "reporting")
-FAST_CONFIG = Path(__file__).resolve().parents[2] / "config" / "longgang-fast"
 SPEED = 60.0
 WALL_MINUTES = 1.5  # 90 simulated minutes: accept and arrive clocks (1 min wall) breach
 PER_DAY = 1500.0
@@ -52,14 +52,14 @@ class Outcome:
     target: Target
 
 
-def _start(data_dir: Path) -> Iterator[Platform]:
+def _start(data_dir: Path, config: Path) -> Iterator[Platform]:
     ports = {service: free_port() for service in SERVICES}
     nats_port = free_port()
     env = {
         **os.environ,
         "CIVICGRID_DATA_DIR": str(data_dir),
         "CIVICGRID_NATS_PORT": str(nats_port),
-        "CIVICGRID_CONFIG": str(FAST_CONFIG),
+        "CIVICGRID_CONFIG": str(config),
         **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
     }
     env.pop("CIVICGRID_NATS_URL", None)
@@ -97,7 +97,8 @@ def _start(data_dir: Path) -> Iterator[Platform]:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    yield from _start(tmp_path_factory.mktemp("simulate") / "data")
+    here = tmp_path_factory.mktemp("simulate")
+    yield from _start(here / "data", covering_the_coming_years(SHIPPED_FAST, here / "city"))
 
 
 @pytest.fixture(scope="module")

@@ -106,10 +106,11 @@ def test_bad_durations_are_refused_with_the_rule(text: str) -> None:
 
 def test_the_service_refuses_to_start_in_a_year_the_calendar_does_not_cover() -> None:
     from civicgrid.sla.config import load_sla_config
+    from tests.support.shipped_city import SHIPPED
 
-    assert load_sla_config(None, now=datetime(2026, 11, 30, tzinfo=UTC)).calendar
+    assert load_sla_config(SHIPPED, now=datetime(2026, 11, 30, tzinfo=UTC)).calendar
     with pytest.raises(CalendarNotCovered, match="2027"):
-        load_sla_config(None, now=datetime(2027, 1, 2, tzinfo=UTC))
+        load_sla_config(SHIPPED, now=datetime(2027, 1, 2, tzinfo=UTC))
 
 
 # A made-up schedule for 2027, as an operator would declare it from the State Council's notice
@@ -158,10 +159,10 @@ def test_the_holidays_package_does_not_guess_a_year_without_its_official_notice(
 
 
 def _city_with_calendar(tmp_path: Path, extra: str) -> Path:
-    from civicgrid.city import default_config_dir
+    from tests.support.shipped_city import SHIPPED
 
     city = tmp_path / "city"
-    shutil.copytree(default_config_dir(), city)
+    shutil.copytree(SHIPPED, city)
     shipped = (city / "calendar.yaml").read_text(encoding="utf-8")
     assert "declared_years: {}\n" in shipped
     (city / "calendar.yaml").write_text(

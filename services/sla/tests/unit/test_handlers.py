@@ -58,11 +58,9 @@ async def test_a_reaction_half_stored_by_an_older_release_is_completed_as_one_de
     ]
     msg_ids = [msg_id for msg_id, _ in store.stored]
     assert msg_ids[-1] == f"sla:{assigned.event_id}:{script.incident_id}:0"
-    # Both clocks' warnings and breaches are (re-)armed: the crash may have come before arming.
+    # Both clocks' next steps are (re-)armed: the crash may have come before arming.
     assert sorted((f.clock, f.stage) for f in timers.armed) == [
-        ("accept", "breach"),
         ("accept", "warning"),
-        ("resolve", "breach"),
         ("resolve", "warning"),
     ]
 
@@ -94,11 +92,26 @@ async def test_new_clocks_purge_no_escalation_schedule_they_never_had() -> None:
     store, timers = InMemoryStore(), RecordingTimers()
     await _assigned_under_a_ladder(store, timers)
     assert {(f.clock, f.stage) for f in timers.armed} == {
-        ("accept", "breach"),
         ("accept", "warning"),
-        ("resolve", "breach"),
         ("resolve", "warning"),
     }
+    assert timers.cancelled == []
+
+
+async def test_a_clock_has_one_schedule_its_next_step_and_each_firing_arms_the_one_after() -> None:
+    """Most clocks stop before their first step: arming the breach beside the warning was a
+    schedule (and later its cancel) per clock for nothing."""
+    store, timers = InMemoryStore(), RecordingTimers()
+    await _assigned_under_a_ladder(store, timers)
+    [warning] = [f for f in timers.armed if f.clock == "accept"]
+    assert warning.stage == "warning"
+    timers = RecordingTimers()
+    heard = dataclasses.replace(ports(store, timers, LADDERED), notifier=Heard())
+    await when_timer_fired(warning, heard)
+    [breach] = timers.armed
+    assert (breach.clock, breach.stage, breach.clock_version) == ("accept", "breach", 1)
+    assert breach.fire_at is not None and warning.fire_at is not None
+    assert breach.fire_at > warning.fire_at
     assert timers.cancelled == []
 
 
@@ -110,6 +123,10 @@ class Heard:
 async def test_a_breached_clock_that_stops_still_cancels_its_escalation() -> None:
     store, timers = InMemoryStore(), RecordingTimers()
     script = await _assigned_under_a_ladder(store, timers)
+    warning = next(f for f in timers.armed if (f.clock, f.stage) == ("accept", "warning"))
+    timers = RecordingTimers()
+    heard = dataclasses.replace(ports(store, timers, LADDERED), notifier=Heard())
+    await when_timer_fired(warning, heard)
     breach = next(f for f in timers.armed if (f.clock, f.stage) == ("accept", "breach"))
     timers = RecordingTimers()
     heard = dataclasses.replace(ports(store, timers, LADDERED), notifier=Heard())

@@ -324,7 +324,14 @@ async def reconcile_timers(
     *,
     from_stage: str | None = None,
 ) -> None:
-    """Arm each touched clock's pending stages; cancel the stages it no longer has.
+    """Arm each touched clock's next step; cancel the stages it no longer has.
+
+    One schedule per running clock, its earliest pending step: a warning's firing arms the
+    breach, a breach's the ladder. Most clocks stop before their first step, so arming every
+    stage at once was a schedule (a replicated write, and its cancel) per stage for nothing.
+    A later pending stage is neither armed nor cancelled: if an earlier version of the clock
+    left a schedule there, its firing is fenced (stale) when it comes. A lost firing holds
+    back the steps after it until the auditor fires it (its grace).
 
     ``from_stage``: after a firing of that stage, cancel nothing before or at it (already gone).
     Stages the clock's policy never arms (no warnings, no ladder) are never cancelled either.
@@ -346,22 +353,23 @@ async def reconcile_timers(
         skip = never | settled_stages
         if clock is not None and clock.version == 1 and not clock.breached:
             skip = skip | {"escalation"}
-        for stage, firing in wanted.items():
-            if firing is None:
-                if stage not in skip:
-                    requests.append(ports.timers.cancel(clocks.incident_id, name, stage))
-                continue
-            assert firing.fire_at is not None
+        requests += (
+            ports.timers.cancel(clocks.incident_id, name, stage)
+            for stage, firing in wanted.items()
+            if firing is None and stage not in skip
+        )
+        next_step = _earliest(wanted)
+        if next_step is not None and next_step.fire_at is not None:
             requests.append(
                 ports.timers.arm(
                     TimerFiring(
                         incident_id=clocks.incident_id,
                         clock=name,
-                        stage=stage,
-                        clock_version=firing.clock_version,
-                        step=firing.step,
-                        repeat=firing.repeat,
-                        fire_at=firing.fire_at,
+                        stage=next_step.stage,
+                        clock_version=next_step.clock_version,
+                        step=next_step.step,
+                        repeat=next_step.repeat,
+                        fire_at=next_step.fire_at,
                         correlation_id=correlation_id,
                     )
                 )
@@ -370,6 +378,16 @@ async def reconcile_timers(
     # and reads on each side instead of a round trip each, which is most of a schedule's CPU
     # cost in both processes. If one fails, the event is redelivered and all are made again.
     await asyncio.gather(*requests)
+
+
+def _earliest(wanted: dict[str, Firing | None]) -> Firing | None:
+    """The pending step that comes first (in stage order on a tie)."""
+    pending = [
+        (firing.fire_at, n, firing)
+        for n, firing in enumerate(wanted.values())
+        if firing is not None and firing.fire_at is not None
+    ]
+    return min(pending, key=lambda each: (each[0], each[1]))[2] if pending else None
 
 
 def _count(metrics: SlaMetrics, fresh: Sequence[IncidentEvent]) -> None:

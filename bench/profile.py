@@ -26,7 +26,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from bench import end_to_end, relay
 from civicgrid.events import streams
@@ -130,6 +133,40 @@ def _inclusive_top(raw: Path) -> list[tuple[str, int]]:
     return inclusive.most_common(TOP)
 
 
+class _Requests:
+    """Direct Gets and leader message gets by stream, as a plain subscriber sees them (the
+    server hands a copy of each request to every subscriber of its subject)."""
+
+    SUBJECTS = ("$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>")
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    async def watch(self, client: NatsClient) -> None:
+        async def count(msg: Msg) -> None:
+            self.counts[msg.subject.removeprefix("$JS.API.")] += 1
+
+        for subject in self.SUBJECTS:
+            await client.subscribe(subject, cb=count)
+
+    def print_per_report(self, accepted: int) -> None:
+        print("Reads per accepted report (by API subject):")
+        for subject, count in sorted(self.counts.items()):
+            print(f"  {subject:40} {count / max(1, accepted):6.2f}")
+
+
+# The lines of each service's /metrics worth reading beside the profile.
+MEASURED = ("civicgrid_history_reads_total", "civicgrid_routing_conflicts_total")
+
+
+def _print_measured(ports: dict[str, int]) -> None:
+    for service, port in ports.items():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(MEASURED):
+                print(f"  {service:12} {line}")
+
+
 def _sample(py_spy: Path, pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
     """py-spy on one process for ``seconds``, without pausing it, as collapsed stacks."""
     return subprocess.Popen(
@@ -215,6 +252,9 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             }
             assert server.process is not None
             pids["nats-server"] = server.process.pid
+            requests = _Requests()
+            await requests.watch(client)
+            await client.flush()
             cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             messages_before = _messages_by_client(monitor_port)
             started = time.monotonic()
@@ -236,6 +276,8 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
             _print_cpu(cpu, whole, accepted)
             _print_messages(messages_before, messages_after, accepted)
+            requests.print_per_report(accepted)
+            _print_measured(ports)
             for service in SERVICES:
                 if service not in samplers:
                     continue

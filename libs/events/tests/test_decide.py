@@ -162,3 +162,25 @@ async def test_history_reads_name_each_subject_literally(store: EventStore) -> N
     assert len(history) == 301
     assert [s.sequence for s in history.events] == sorted(s.sequence for s in history.events)
     assert history.version == version
+
+
+async def test_more_decisions_at_once_than_the_server_takes_batches_are_all_stored(
+    store: EventStore,
+) -> None:
+    """nats-server takes 50 atomic batches in flight per stream and refuses the rest (429,
+    "atomic publish too many inflight"): a busy consumer's concurrent decisions must wait
+    their turn, not fail and be redelivered (each retry another history read)."""
+    incidents = [await _new_incident(store) for _ in range(120)]
+    versions = [(await store.load(incident_id)).version for incident_id in incidents]
+    written = await asyncio.gather(
+        *(
+            store.append_decision(
+                [accepted(incident_id), accepted(incident_id)],
+                cause=f"test:busy:{incident_id}",
+                fingerprint="",
+                expected_version=version,
+            )
+            for incident_id, version in zip(incidents, versions, strict=True)
+        )
+    )
+    assert [len(each) for each in written] == [2] * len(incidents)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import httpx
 
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.decide import Cause, decide_and_append
 from civicgrid.events.incident_events import HandlingLevel, ReturnReason
-from tests.support.routing import Incidents, StartRouting, reopened, returned_by, whistle
+from tests.support.routing import (
+    Incidents,
+    StartRouting,
+    reopened,
+    reported_at,
+    returned_by,
+    whistle,
+)
 
 
 async def test_a_reported_incident_is_assigned_to_the_grid_it_is_in(
@@ -102,3 +111,32 @@ async def test_explain_gives_the_answer_the_consumer_writes(
     assert explained["jurisdiction"] == assigned.jurisdiction.model_dump()
     assert explained["explanation"] == assigned.explanation
     assert explained["policy_version"] == assigned.policy_version
+
+
+async def test_a_new_incident_is_routed_without_reading_its_history(
+    start_routing: StartRouting, incidents: Incidents
+) -> None:
+    """Its `reported`, delivered, is its whole history (the store's expectation says nothing
+    came before); a return, right after routing's own assignment, extends what it holds."""
+    service = await start_routing()
+    report = reported_at(incidents.point_in("c03-g002"), incidents.matter_at("grid"))
+    incident_id = report.incident_id
+    await as_a_service_writes(incidents, report)
+    [first] = await incidents.wait_for(incident_id, 1)
+    await as_a_service_writes(
+        incidents, returned_by(first.lead_unit, incident_id, ReturnReason.NOT_OUR_DUTY)
+    )
+    await incidents.wait_for(incident_id, 2)
+
+    def reads(outcome: str) -> float | None:
+        labels = {"service": "routing", "outcome": outcome}
+        return service.registry.get_sample_value("civicgrid_history_reads_total", labels)
+
+    assert (reads("hit"), reads("miss")) == (2, 0)
+
+
+async def as_a_service_writes(incidents: Incidents, event: IncidentEvent) -> None:
+    """Expecting the incident's last event, as intake and routing decide (the tests' other
+    events are appended unconditionally, like an independent writer)."""
+    await decide_and_append(incidents.store, event.incident_id,
+                            Cause(f"test:{event.event_id}"), lambda _history: [event])  # fmt: skip

@@ -69,7 +69,8 @@ Decide = Callable[[History], Sequence[IncidentEvent] | Awaitable[Sequence[Incide
 
 
 class DecisionStore(Protocol):
-    """What deciding needs of the event store (``EventStore``, or a test double)."""
+    """What deciding needs of the event store (``EventStore``; ``KnownHistories``, which
+    answers a load with a floor from a whole history held in memory; or a test double)."""
 
     async def load(self, incident_id: str, *, at_least: int = 0) -> History: ...
 

@@ -25,6 +25,18 @@ _BATCH = 256
 # Every event type an incident can have, many times over: one multi-last answer holds them all.
 _MAX_SUBJECTS = 1024
 NO_MESSAGE_FOUND = 10037
+# nats-server takes a limited number of atomic batches in flight per stream (50 by default) and
+# refuses the others outright ("atomic publish too many inflight"): nothing of them is stored.
+TOO_MANY_BATCHES_IN_FLIGHT = 10210
+# This process's share of them: a consumer deciding on a fetched batch's incidents at once
+# would go past the server's limit alone, and each refusal became a redelivery, after a back-off
+# and with another history read. Room is left for the other writers (services, replicas).
+BATCHES_IN_FLIGHT = 16
+
+
+def _busy_server_pauses() -> Iterator[float]:
+    """Pauses before offering a refused batch again: 5 ms doubling to 100 ms, ~1 s in all."""
+    return itertools.chain((0.005, 0.01, 0.02, 0.04), itertools.repeat(0.1, 9))
 
 
 def _stale_replica_pauses() -> Iterator[float]:
@@ -91,6 +103,38 @@ class History:
         return len(self.events)
 
 
+def note_cause(causes: dict[str, str], headers: Mapping[str, str], event: IncidentEvent) -> None:
+    """Add a stored event's cause to a history's causes: the first fingerprint of a key counts.
+
+    The cause travels as a header; events written before it did name it by causation id.
+    """
+    cause = headers.get(wire.CAUSE) or event.causation_id
+    if cause is not None:
+        causes.setdefault(cause, headers.get(wire.FINGERPRINT, ""))
+
+
+def linked_previous(
+    headers: Mapping[str, str], sequence: int, incident_subjects: str
+) -> int | None:
+    """The sequence of the incident's event right before this message, as the server checked
+    it when storing it; None when nothing says (appended without an expectation).
+
+    A decision is stored with ``Nats-Expected-Last-Subject-Sequence`` on ``incident.<id>.*``
+    (0: the incident had no event); the later messages of an atomic batch follow the one
+    before them.
+    """
+    if headers.get(wire.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT) == incident_subjects:
+        try:
+            return int(headers[wire.EXPECTED_LAST_SUBJECT_SEQUENCE])
+        except (KeyError, ValueError):
+            return None
+    try:
+        batch_sequence = int(headers.get(wire.BATCH_SEQUENCE, "0"))
+    except ValueError:
+        return None
+    return sequence - 1 if batch_sequence > 1 else None
+
+
 def is_whole_history(lasts: Sequence[RawMessage], incident_subjects: str) -> bool:
     """Whether the last message of each of an incident's subjects is all it has.
 
@@ -106,12 +150,8 @@ def is_whole_history(lasts: Sequence[RawMessage], incident_subjects: str) -> boo
     walked = 0
     while raw is not None:
         walked += 1
-        headers = raw.headers
-        if headers.get(wire.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT) == incident_subjects:
-            previous = int(headers.get(wire.EXPECTED_LAST_SUBJECT_SEQUENCE, "-1"))
-        elif int(headers.get(wire.BATCH_SEQUENCE, "0")) > 1:
-            previous = raw.sequence - 1
-        else:
+        previous = linked_previous(raw.headers, raw.sequence, incident_subjects)
+        if previous is None:
             return False  # appended without an expectation: nothing says what came before
         if previous == NO_EVENTS_YET:
             return walked == len(lasts)
@@ -124,6 +164,7 @@ class EventStore:
         self._js = js
         self._timeout = timeout
         self._reader = DirectReader(js._nc, streams.INCIDENTS, timeout=timeout)
+        self._batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
     async def append(
         self,
@@ -202,7 +243,9 @@ class EventStore:
         for n, (_, _, headers) in enumerate(messages):
             headers[wire.MSG_ID] = f"{cause}:{incident_id}:{n}"
         ack = await (
-            self._publish_one(*messages[0]) if len(messages) == 1 else self._publish_batch(messages)
+            self._publish_one(*messages[0])
+            if len(messages) == 1
+            else self._publish_batch_in_turn(messages)
         )
         error = ack.get("error")
         if error is not None:
@@ -225,6 +268,23 @@ class EventStore:
     async def _publish_one(self, subject: str, data: bytes, headers: dict[str, str]) -> Any:
         reply = await self._js._nc.request(subject, data, timeout=self._timeout, headers=headers)
         return json.loads(reply.data)
+
+    async def _publish_batch_in_turn(
+        self, messages: list[tuple[str, bytes, dict[str, str]]]
+    ) -> Any:
+        """A batch, once this process has fewer than its share in flight; offered again, after a
+        pause, while the server says it has too many (it stored nothing of it)."""
+        pauses = _busy_server_pauses()
+        while True:
+            async with self._batches:
+                ack = await self._publish_batch(messages)
+            error = ack.get("error")
+            if error is None or error.get("err_code") != TOO_MANY_BATCHES_IN_FLIGHT:
+                return ack
+            pause = next(pauses, None)
+            if pause is None:
+                return ack
+            await asyncio.sleep(pause)
 
     async def _publish_batch(self, messages: list[tuple[str, bytes, dict[str, str]]]) -> Any:
         nc = self._js._nc
@@ -274,9 +334,7 @@ class EventStore:
         stored = [StoredEvent(raw.sequence, load_event_json(raw.data)) for raw in raws]
         causes: dict[str, str] = {}
         for raw, event in zip(raws, stored, strict=True):
-            cause = raw.headers.get(wire.CAUSE) or event.event.causation_id
-            if cause is not None:
-                causes.setdefault(cause, raw.headers.get(wire.FINGERPRINT, ""))
+            note_cause(causes, raw.headers, event.event)
         return History(incident_id, tuple(stored), causes)
 
     async def load_latest(self, incident_id: str) -> History:

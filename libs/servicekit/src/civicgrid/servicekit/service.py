@@ -26,14 +26,17 @@ from nats.js import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from civicgrid.events import streams
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.consumer import (
     ConsumerMetrics,
     ConsumerSpec,
+    Delivery,
     EventConsumer,
     Handler,
 )
 from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.known_histories import KnownHistories, history_reads_counter
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.redrive import redrive_spec
 from civicgrid.events.store import EventStore, History, StoredEvent
@@ -72,6 +75,7 @@ class Service:
     readiness_checks: list[ReadinessCheck] = field(default_factory=list)
     _started: bool = False
     _store: EventStore | None = None
+    _decisions: KnownHistories | None = None
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _pull_loops: list[PullLoop] = field(default_factory=list)
 
@@ -112,10 +116,22 @@ class Service:
         return self.broker.connection.jetstream()
 
     @property
-    def decisions(self) -> ConnectedStore:
+    def decisions(self) -> KnownHistories:
         """The event store as a DecisionStore, usable before the bus is connected (handlers
-        are wired at build time; the store exists once ``start`` has connected)."""
-        return ConnectedStore(self)
+        are wired at build time; the store exists once ``start`` has connected).
+
+        It keeps the whole histories it can prove from what this service's consumers of the
+        incidents' stream are delivered and what it appends (``known_histories``), so a
+        reaction to an event just seen decides without reading its history again.
+        """
+        if self._decisions is None:
+            self._decisions = KnownHistories(
+                ConnectedStore(self),
+                size=self.settings.history_cache_size,
+                reads=history_reads_counter(self.registry),
+                service=self.settings.service,
+            )
+        return self._decisions
 
     @property
     def store(self) -> EventStore:
@@ -124,9 +140,23 @@ class Service:
         return self._store
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> EventConsumer:
+        if spec.stream == streams.INCIDENTS:
+            handler = self._shown_to_decisions(handler)
         consumer = EventConsumer(spec, handler, self.dead_letters, self.consumer_metrics)
         self.consumers.append(consumer)
         return consumer
+
+    def _shown_to_decisions(self, handler: Handler) -> Handler:
+        """The handler, after the event it is handed has been shown to the known histories."""
+
+        async def shown_first(value: Any, delivery: Delivery) -> None:
+            if self._decisions is not None and isinstance(value, IncidentEvent):
+                self._decisions.observe(
+                    delivery.subject, delivery.stream_sequence, delivery.headers, event=value
+                )
+            await handler(value, delivery)
+
+        return shown_first
 
     async def start(self) -> None:
         configure_logging(self.settings.service, self.settings.log_level)

@@ -10,6 +10,7 @@ from civicgrid.servicekit.seeds import NatsSeeds, SeedsError
 
 DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "reporting": 8084}
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_HISTORY_CACHE_SIZE = 2048
 
 
 class SettingsError(ValueError):
@@ -26,6 +27,8 @@ class ServiceSettings:
     log_level: str
     instance: str
     stream_replicas: int
+    # Incidents whose whole history a service keeps in memory for its decisions (LRU).
+    history_cache_size: int = DEFAULT_HISTORY_CACHE_SIZE
 
     @property
     def nats_seeds(self) -> NatsSeeds:
@@ -60,4 +63,18 @@ class ServiceSettings:
             log_level=values.get("CIVICGRID_LOG_LEVEL", "INFO"),
             instance=values.get("CIVICGRID_INSTANCE", f"{service}-{os.getpid()}"),
             stream_replicas=int(values.get("CIVICGRID_STREAM_REPLICAS", "1")),
+            history_cache_size=_history_cache_size(values),
         )
+
+
+def _history_cache_size(values: dict[str, str]) -> int:
+    text = values.get("CIVICGRID_HISTORY_CACHE_SIZE", str(DEFAULT_HISTORY_CACHE_SIZE))
+    try:
+        size = int(text)
+    except ValueError as exc:
+        raise SettingsError(
+            f"CIVICGRID_HISTORY_CACHE_SIZE must be a number of incidents, got {text!r}"
+        ) from exc
+    if size < 1:
+        raise SettingsError(f"CIVICGRID_HISTORY_CACHE_SIZE must be at least 1, got {size}")
+    return size

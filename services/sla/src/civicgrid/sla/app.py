@@ -131,7 +131,7 @@ def compose(
         notify_unit=notify_unit,
         now=now or (lambda: datetime.now(UTC)),
     )
-    view = RunningClocks()
+    view = RunningClocks(histories=service.decisions)
     ports.folded = view
 
     async def firings_backlog() -> int:

@@ -27,6 +27,7 @@ from nats.js.api import DeliverPolicy
 
 from civicgrid.events import ownership, streams, subjects
 from civicgrid.events.base import IncidentEvent
+from civicgrid.events.known_histories import KnownHistories
 from civicgrid.events.models import load_event_json
 from civicgrid.events.store import StoredEvent
 from civicgrid.sla.domain.clocks import SLA_SOURCE, Clock, Clocks, Status, apply
@@ -111,6 +112,10 @@ class RunningClocks:
     _fences: dict[str, _Fence] = field(default_factory=dict)
     # Incidents with an event the view could not read: their fold is never a fence.
     _unreadable: set[str] = field(default_factory=set)
+    # Shown every message, so that a decision on an incident whose whole history passed here
+    # need not read it: sla's first decision is on ``assigned``, and its consumer is never
+    # delivered the ``reported`` before it.
+    histories: KnownHistories | None = None
 
     def clocks_of(self, incident_id: str) -> Clocks | None:
         return self.incidents.get(incident_id)
@@ -153,12 +158,12 @@ class RunningClocks:
         sequence = msg.metadata.sequence.stream
         _, incident_id, event_type = msg.subject.split(".", 2)
         fence = self._fences.get(incident_id)
+        event: IncidentEvent | None = None
         if fence is not None and sequence <= fence.version:
             # Applied when it was appended (``appended``).
-            self._position(msg, sequence)
-            return
+            pass
         # Most of the stream (reports, commands) never touches a clock: skip their parse.
-        if event_type in VIEWED_TYPES or (
+        elif event_type in VIEWED_TYPES or (
             event_type in FENCE_TYPES and incident_id in self._fences
         ):
             event = _parse(msg)
@@ -169,6 +174,11 @@ class RunningClocks:
                 self._fences.pop(incident_id, None)
         elif fence is not None:
             fence.plain(sequence)
+        if self.histories is not None:
+            # Parsed only if a decision asks for it (most reports never get one here).
+            self.histories.observe(
+                msg.subject, sequence, msg.headers or {}, event=event, data=msg.data
+            )
         self._position(msg, sequence)
 
     def _position(self, msg: Msg, sequence: int) -> None:

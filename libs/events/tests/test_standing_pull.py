@@ -1,0 +1,214 @@
+"""The pull loop's standing request against a real nats-server: few requests, nothing stranded.
+
+Requests are counted where the server sees them: a plain subscription on the consumer's
+``$JS.API.CONSUMER.MSG.NEXT`` subject gets a copy of every pull request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+import pytest_asyncio
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+from prometheus_client import CollectorRegistry
+
+from civicgrid.events import streams
+from civicgrid.events.base import IncidentEvent
+from civicgrid.events.consumer import (
+    ConsumerMetrics,
+    ConsumerSpec,
+    Delivery,
+    EventConsumer,
+    EventHandler,
+)
+from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.pull_loop import PullLoop
+from civicgrid.events.store import EventStore
+from tests.support.events.factories import reported
+from tests.support.events.waiting import eventually
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+class RequestCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def on_request(self, msg: Msg) -> None:
+        self.count += 1
+
+
+@pytest_asyncio.fixture
+async def count_requests(nc: NatsClient) -> AsyncIterator[Callable[[str], RequestCounter]]:
+    subscriptions = []
+
+    async def counting(durable: str) -> RequestCounter:
+        counter = RequestCounter()
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.INCIDENTS}.{durable}"
+        subscriptions.append(await nc.subscribe(subject, cb=counter.on_request))
+        await nc.flush()
+        return counter
+
+    yield counting  # type: ignore[misc]
+    for subscription in subscriptions:
+        await subscription.unsubscribe()
+
+
+def _spec(name: str, incident_ids: list[str] | None = None, **overrides: object) -> ConsumerSpec:
+    subjects = (
+        tuple(f"incident.{each}.reported" for each in incident_ids)
+        if incident_ids
+        else ("incident.*.reported",)
+    )
+    return ConsumerSpec(
+        service=name,
+        durable=f"{name}-c",
+        filter_subjects=subjects,
+        deliver_policy=DeliverPolicy.NEW,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+async def _loop(nc: NatsClient, spec: ConsumerSpec, handler: EventHandler) -> PullLoop:
+    js = nc.jetstream()
+    consumer = EventConsumer(
+        spec,
+        handler,
+        DeadLetterPublisher(lambda: js, spec.service),
+        ConsumerMetrics.create(CollectorRegistry()),
+    )
+    loop = PullLoop(consumer, js)
+    await loop.start()
+    return loop
+
+
+async def test_many_events_cost_a_bounded_number_of_pull_requests(
+    nc: NatsClient, store: EventStore, count_requests: Callable[[str], RequestCounter]
+) -> None:
+    events = [reported() for _ in range(200)]
+    handled: Counter[str] = Counter()
+
+    async def record(event: IncidentEvent, delivery: Delivery) -> None:
+        handled[event.incident_id] += 1
+
+    spec = _spec("fewrequests", batch_size=64)
+    counter = await count_requests(spec.durable)  # type: ignore[misc]
+    loop = await _loop(nc, spec, record)
+    try:
+        # Half one at a time, each handled before the next is sent (the steady trickle that
+        # cost a request or two per event), half in a burst.
+        for event in events[:100]:
+            await store.append(event, msg_id=event.event_id, expected_version=0)
+            await eventually(lambda e=event: _true(handled[e.incident_id] > 0), what="handled")
+        for event in events[100:]:
+            await store.append(event, msg_id=event.event_id, expected_version=0)
+        await eventually(lambda: _true(len(handled) == len(events)), what="all handled")
+    finally:
+        await loop.stop()
+        await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
+    assert set(handled.values()) == {1}
+    # Credit 64, topped up at half: about one request per 32 events, plus the first.
+    assert counter.count <= 12, counter.count
+    assert loop.requests == counter.count
+
+
+async def test_what_waits_behind_a_slow_batch_is_not_redelivered_for_waiting(
+    nc: NatsClient, store: EventStore
+) -> None:
+    first, *behind = events = [reported() for _ in range(4)]
+    ids = [event.incident_id for event in events]
+    calls: list[tuple[str, int]] = []
+
+    async def slow_first(event: IncidentEvent, delivery: Delivery) -> None:
+        calls.append((event.incident_id, delivery.deliveries))
+        if event.incident_id == first.incident_id:
+            await asyncio.sleep(3.5)  # three and a half ack waits
+
+    spec = _spec("waitbehind", ids, ack_wait_s=1.0)
+    js = nc.jetstream()
+    replicas = [await _loop(nc, spec, slow_first)]
+    try:
+        await store.append(first, msg_id=first.event_id, expected_version=0)
+        await eventually(lambda: _true(len(calls) == 1), what="the slow batch running")
+        for event in behind:
+            await store.append(event, msg_id=event.event_id, expected_version=0)
+
+        async def all_delivered() -> bool:
+            info = await js.consumer_info(streams.INCIDENTS, spec.durable)
+            return info.num_pending == 0 and info.num_ack_pending == len(events)
+
+        # Delivered to the busy replica, waiting in its client behind the slow batch; an idle
+        # replica would get them at once if the server redelivered them.
+        await eventually(all_delivered, what="all delivered to the busy replica")
+        replicas.append(await _loop(nc, spec, slow_first))
+
+        async def all_acked() -> bool:
+            info = await js.consumer_info(streams.INCIDENTS, spec.durable)
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        await eventually(all_acked, within_s=15, what="all acked")
+    finally:
+        for loop in replicas:
+            await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+    assert sorted(calls) == sorted((each, 1) for each in ids)
+
+
+async def test_a_stopping_replica_gives_back_what_it_had_not_handled(
+    nc: NatsClient, store: EventStore
+) -> None:
+    first, *behind = events = [reported() for _ in range(5)]
+    ids = [event.incident_id for event in events]
+    gate = asyncio.Event()
+    running = asyncio.Event()
+    handled_by: dict[str, list[str]] = {"a": [], "b": []}
+
+    def handler(name: str) -> EventHandler:
+        async def record(event: IncidentEvent, delivery: Delivery) -> None:
+            if event.incident_id == first.incident_id:
+                running.set()
+                await gate.wait()
+            handled_by[name].append(event.incident_id)
+
+        return record
+
+    # An ack wait far longer than the test: a message stranded in the stopped client would
+    # reach the other replica only after it.
+    spec = _spec("giveback", ids, ack_wait_s=60.0)
+    js = nc.jetstream()
+    a = await _loop(nc, spec, handler("a"))
+    b: PullLoop | None = None
+    try:
+        await store.append(first, msg_id=first.event_id, expected_version=0)
+        await asyncio.wait_for(running.wait(), timeout=10)
+        for event in behind:
+            await store.append(event, msg_id=event.event_id, expected_version=0)
+
+        async def all_delivered_to_a() -> bool:
+            info = await js.consumer_info(streams.INCIDENTS, spec.durable)
+            return info.num_pending == 0 and info.num_ack_pending == len(events)
+
+        await eventually(all_delivered_to_a, what="all delivered to replica a")
+        b = await _loop(nc, spec, handler("b"))
+        stopping = asyncio.create_task(a.stop())
+        gate.set()  # the batch in hand finishes: a stop never abandons it
+        await stopping
+        await eventually(
+            lambda: _true(len(handled_by["a"]) + len(handled_by["b"]) == len(events)),
+            within_s=10,
+            what="every event handled by one replica or the other",
+        )
+    finally:
+        await a.stop()
+        if b is not None:
+            await b.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+    # a finished its batch; what waited behind it went to b, long before a's ack wait.
+    assert handled_by["a"] == [first.incident_id]
+    assert sorted(handled_by["b"]) == sorted(e.incident_id for e in behind)

@@ -160,7 +160,6 @@ class PullLoop:
         else:
             self._last_check_error = None
 
-
     async def _run(self, pull: StandingPull) -> None:
         try:
             await self._take_and_handle(pull)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
+import nats
+import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -28,6 +31,8 @@ from civicgrid.events.consumer import (
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.store import EventStore
+from civicgrid.events.streams import ensure_streams
+from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 from tests.support.events.factories import reported
 from tests.support.events.waiting import eventually
 
@@ -212,3 +217,49 @@ async def test_a_stopping_replica_gives_back_what_it_had_not_handled(
     # a finished its batch; what waited behind it went to b, long before a's ack wait.
     assert handled_by["a"] == [first.incident_id]
     assert sorted(handled_by["b"]) == sorted(e.incident_id for e in behind)
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(data_dir=tmp_path / "nats", port=free_port())
+    server.start(log_file=tmp_path / "nats.log", die_with_parent=True)
+    yield server
+    server.stop()
+
+
+async def test_after_a_server_restart_the_loop_asks_again_and_goes_on(
+    own_nats: EmbeddedNats, tmp_path: Path
+) -> None:
+    client = await nats.connect(own_nats.client_url, max_reconnect_attempts=-1)
+    js = client.jetstream()
+    await ensure_streams(js)
+    store = EventStore(js)
+    handled: list[str] = []
+
+    async def record(event: IncidentEvent, delivery: Delivery) -> None:
+        handled.append(event.incident_id)
+
+    loop = await _loop(client, _spec("restarted"), record)
+    try:
+        before, after = reported(), reported()
+        await store.append(before, msg_id=before.event_id, expected_version=0)
+        await eventually(lambda: _true(before.incident_id in handled), what="handled before")
+        # Killed: the server forgets the standing request with everything else in memory.
+        own_nats.kill()
+        own_nats.start(log_file=tmp_path / "nats.log", die_with_parent=True)
+        await eventually(lambda: _true(client.is_connected), what="reconnected")
+        await eventually(lambda: _stored(store, after), what="stored after the restart")
+        await eventually(lambda: _true(after.incident_id in handled), what="handled after")
+    finally:
+        await loop.stop()
+        await client.close()
+    assert handled == [before.incident_id, after.incident_id]
+
+
+async def _stored(store: EventStore, event: IncidentEvent) -> bool:
+    # JetStream answers a little after the connection is back: append until it takes it.
+    try:
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+    except Exception:
+        return False
+    return True

@@ -11,9 +11,9 @@ batch, and asks for more when half the credit is used or a request ended:
   by open requests never exceed it. A top-up asks for the difference once that falls to half.
 - A request ends by its expiry or by the server (status 408/409, with how many messages it
   still owed): that part of the credit is given back and asked for again.
-- Idle heartbeats prove the open requests alive. When nothing at all (message, heartbeat,
-  status) came for ``2 × heartbeat_s``, the requests are taken for lost (a server restart, a
-  lost connection) and asked for again.
+- Idle heartbeats prove the open requests alive. After a reconnection, or when nothing at all
+  (message, heartbeat, status) came for ``2 × heartbeat_s``, the requests are taken for lost
+  (a server restart, a lost connection) and asked for again.
 - A server-side end that a retry cannot mend (the consumer deleted, no responders, an error
   status) raises ``PullInterrupted`` from ``next_batch``, for the owner to recreate or retry.
 
@@ -43,6 +43,8 @@ REQUEST_ENDED = ("408", "409")
 PENDING_MESSAGES = "Nats-Pending-Messages"
 # A 409 whose reason no retry of the request mends: the owner acts (recreates, pauses).
 FATAL_409 = ("Consumer Deleted", "Consumer is push based")
+# How often a wait looks whether the connection was made again meanwhile.
+LOOK_AGAIN_S = 1.0
 
 
 class PullInterrupted(Exception):
@@ -60,7 +62,7 @@ class StandingPull:
         *,
         credit: int,
         expires_s: float = 30.0,
-        heartbeat_s: float = 2.0,
+        heartbeat_s: float = 5.0,
         api_prefix: str = "$JS.API",
     ) -> None:
         if credit < 1:
@@ -77,6 +79,7 @@ class StandingPull:
         # Messages the open requests still owe, as far as this client can tell.
         self._owed = 0
         self._heard_at = 0.0
+        self._reconnects = client.stats["reconnects"]
         self._waiter: asyncio.Future[None] | None = None
         self._interrupted: str | None = None
         self._stopped = False
@@ -102,11 +105,10 @@ class StandingPull:
                 return []
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, self._heartbeat_s)):
+                async with asyncio.timeout(min(left, LOOK_AGAIN_S)):
                     await waiter
             self._waiter = None
-            if not self.buffered and self._owed and self._silent_for() > 2 * self._heartbeat_s:
-                # Neither messages nor heartbeats: the requests died with a server or a link.
+            if not self.buffered and self._owed and self._requests_lost():
                 log.info("pull_requests_lost", subject=self._next_subject)
                 self._owed = 0
         batch = [self.buffered.popleft() for _ in range(min(limit, len(self.buffered)))]
@@ -158,8 +160,16 @@ class StandingPull:
             self._heard_at = time.monotonic()
         self._owed += wanted
 
-    def _silent_for(self) -> float:
-        return time.monotonic() - self._heard_at
+    def _requests_lost(self) -> bool:
+        reconnects = self._nc.stats["reconnects"]
+        if reconnects != self._reconnects:
+            # A new connection (maybe to a restarted server, which forgot the requests): ask
+            # again at once, as nats.go does; a request that did survive only adds credit
+            # until it expires.
+            self._reconnects = reconnects
+            return True
+        # Neither messages nor heartbeats: the requests died with a server or a link.
+        return time.monotonic() - self._heard_at > 2 * self._heartbeat_s
 
     def _raise_if_interrupted(self) -> None:
         reason, self._interrupted = self._interrupted, None

@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from bench import end_to_end, relay
 from civicgrid.events import streams
@@ -149,6 +152,31 @@ async def relay_cpu(seconds: float, shape: relay.Shape) -> None:
             server.stop()
 
 
+class _PullRequests:
+    """Counts the pull requests (``$JS.API.CONSUMER.MSG.NEXT``) the server gets, by a copy of
+    each (the copy costs the server a little, much less than the request itself)."""
+
+    def __init__(self) -> None:
+        self.counted = 0
+        self._subscription: Subscription | None = None
+
+    async def on_request(self, _msg: Msg) -> None:
+        self.counted += 1
+
+    async def unsubscribe(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+
+
+async def _count_pull_requests(client: NatsClient) -> _PullRequests:
+    counter = _PullRequests()
+    counter._subscription = await client.subscribe(
+        "$JS.API.CONSUMER.MSG.NEXT.>", cb=counter.on_request
+    )
+    await client.flush()
+    return counter
+
+
 async def main(seconds: float, load: str, shape: relay.Shape) -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -186,6 +214,7 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             }
             assert server.process is not None
             pids["nats-server"] = server.process.pid
+            pulls = await _count_pull_requests(client)
             cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             started = time.monotonic()
             total, failed = await asyncio.to_thread(
@@ -199,11 +228,13 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             position = end_to_end.reporting_position(ports["reporting"])
             await end_to_end._until_projected(client, streams.INCIDENTS, position, 600)
             whole = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            await pulls.unsubscribe()
             for sampler in samplers.values():
                 sampler.wait(timeout=seconds + 60)
             accepted = total - failed
             print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
             _print_cpu(cpu, whole, accepted)
+            print(f"pull requests per accepted report: {pulls.counted / max(1, accepted):.2f}")
             for service in SERVICES:
                 if service not in samplers:
                     continue

@@ -263,3 +263,37 @@ async def _stored(store: EventStore, event: IncidentEvent) -> bool:
     except Exception:
         return False
     return True
+
+
+async def test_two_replicas_with_standing_requests_share_the_work_once_each(
+    nc: NatsClient, store: EventStore
+) -> None:
+    events = [reported() for _ in range(120)]
+    handled_by: dict[str, Counter[str]] = {"a": Counter(), "b": Counter()}
+
+    def handler(name: str) -> EventHandler:
+        async def record(event: IncidentEvent, delivery: Delivery) -> None:
+            await asyncio.sleep(0.002)  # some work, so that a burst queues up
+            handled_by[name][event.incident_id] += 1
+
+        return record
+
+    spec = _spec("sharing", batch_size=16)
+    js = nc.jetstream()
+    replicas = [await _loop(nc, spec, handler(name)) for name in ("a", "b")]
+    try:
+        for event in events:
+            await store.append(event, msg_id=event.event_id, expected_version=0)
+        mine = {event.incident_id for event in events}
+
+        async def all_handled() -> bool:
+            return mine <= set(handled_by["a"]) | set(handled_by["b"])
+
+        await eventually(all_handled, what="every event handled")
+    finally:
+        for loop in replicas:
+            await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+    both = handled_by["a"] + handled_by["b"]
+    assert all(both[incident_id] == 1 for incident_id in mine)
+    assert handled_by["a"] and handled_by["b"], "one replica did all the work"

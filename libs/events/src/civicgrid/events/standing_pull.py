@@ -14,8 +14,9 @@ batch, and asks for more when half the credit is used or a request ended:
 - Idle heartbeats prove the open requests alive. After a reconnection, or when nothing at all
   (message, heartbeat, status) came for ``2 × heartbeat_s``, the requests are taken for lost
   (a server restart, a lost connection) and asked for again.
-- A server-side end that a retry cannot mend (the consumer deleted, no responders, an error
-  status) raises ``PullInterrupted`` from ``next_batch``, for the owner to recreate or retry.
+- A server-side end that a new request does not mend (the consumer deleted, no responders, a
+  request refused) raises ``PullInterrupted`` from ``next_batch``, for the owner to recreate
+  the consumer or retry after a pause.
 
 ``close`` drains the inbox (the server sends nothing more, everything already sent has
 arrived) and returns what was delivered and not taken, for the owner to give back.
@@ -41,8 +42,9 @@ HEARTBEAT = "100"
 NO_MESSAGES = "404"
 REQUEST_ENDED = ("408", "409")
 PENDING_MESSAGES = "Nats-Pending-Messages"
-# A 409 whose reason no retry of the request mends: the owner acts (recreates, pauses).
-FATAL_409 = ("Consumer Deleted", "Consumer is push based")
+# A 409 a new request mends at once; any other (the consumer deleted, a request the consumer
+# refuses, too many waiting) is the owner's to act on, after a pause, not a request in a loop.
+PASSING_409 = ("Leadership Change",)
 # How often a wait looks whether the connection was made again meanwhile.
 LOOK_AGAIN_S = 1.0
 
@@ -204,8 +206,6 @@ class StandingPull:
         else:
             # How much it owed is unknown: ask afresh (at worst a little more credit, briefly).
             self._owed = 0
-        if status == "409" and description in FATAL_409:
+        if status == "409" and description not in PASSING_409:
             self._owed = 0
             self._interrupted = f"status {status} {description}"
-        elif status == "409":
-            log.info("pull_request_ended", status=status, reason=description)

@@ -7,6 +7,7 @@ Requests are counted where the server sees them: a plain subscription on the con
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -297,3 +298,30 @@ async def test_two_replicas_with_standing_requests_share_the_work_once_each(
     both = handled_by["a"] + handled_by["b"]
     assert all(both[incident_id] == 1 for incident_id in mine)
     assert handled_by["a"] and handled_by["b"], "one replica did all the work"
+
+
+async def test_a_lone_event_on_an_idle_loop_is_handled_at_once(
+    nc: NatsClient, store: EventStore
+) -> None:
+    handled = asyncio.Event()
+    event = reported()
+
+    async def record(seen: IncidentEvent, delivery: Delivery) -> None:
+        if seen.incident_id == event.incident_id:
+            handled.set()
+
+    spec = _spec("lone", [event.incident_id])
+    loop = await _loop(nc, spec, record)
+    try:
+        # Idle past one wait of the loop and one top-up: the request stands, and answers as
+        # the event arrives, not when some fetch's timeout ends.
+        await asyncio.sleep(PullLoop.IDLE_WAIT_S + 0.5)
+        started = time.monotonic()
+        await store.append(event, msg_id=event.event_id, expected_version=0)
+        await asyncio.wait_for(handled.wait(), timeout=30)
+        took = time.monotonic() - started
+    finally:
+        await loop.stop()
+        await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
+    # A promptness check with its own clock: far below the loop's idle wait.
+    assert took < PullLoop.IDLE_WAIT_S / 2, took

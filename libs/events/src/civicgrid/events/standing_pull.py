@@ -158,8 +158,10 @@ class StandingPull:
         await self._nc.publish(self._next_subject, json.dumps(request).encode(), self._inbox)
         self.requests += 1
         if not self._owed:
-            # A fresh request has its heartbeat interval to show it is alive.
+            # A fresh request has its heartbeat interval to show it is alive, and only a later
+            # reconnection can have lost it.
             self._heard_at = time.monotonic()
+            self._reconnects = self._nc.stats["reconnects"]
         self._owed += wanted
 
     def _requests_lost(self) -> bool:
@@ -180,20 +182,24 @@ class StandingPull:
 
     async def _on_message(self, msg: Msg) -> None:
         self._heard_at = time.monotonic()
-        headers = msg.headers
-        status = headers.get("Status") if headers else None
-        if status is None:
+        if msg.reply:
+            # A stream message (it has its ack subject, even without acks); a status has none,
+            # so a header an application calls "Status" is never taken for one.
             self.buffered.append(msg)
             if self._owed:
                 self._owed -= 1
-        elif status == HEARTBEAT:
+            self._wake()
+            return
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status == HEARTBEAT:
             return
         elif status in REQUEST_ENDED:
-            self._request_ended(status, headers or {})
+            self._request_ended(status, headers)
         elif status != NO_MESSAGES:
             # 503 (no responders: JetStream or the consumer not there), or an API error.
             self._owed = 0
-            description = (headers or {}).get("Description", "")
+            description = headers.get("Description", "")
             self._interrupted = f"status {status} {description}".strip()
         self._wake()
 

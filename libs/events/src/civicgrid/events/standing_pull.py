@@ -64,7 +64,7 @@ class StandingPull:
         *,
         credit: int,
         expires_s: float = 30.0,
-        heartbeat_s: float = 5.0,
+        heartbeat_s: float = 2.5,
         api_prefix: str = "$JS.API",
     ) -> None:
         if credit < 1:

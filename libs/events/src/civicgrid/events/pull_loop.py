@@ -41,7 +41,7 @@ FETCH_RETRY_S = 1.0
 
 
 class PullLoop:
-    """Fetches for one EventConsumer until stopped; a stop never abandons a batch half-handled."""
+    """Reads for one EventConsumer until stopped; a stop never abandons a batch half-handled."""
 
     IDLE_WAIT_S = 5.0
 
@@ -84,7 +84,8 @@ class PullLoop:
         """
         spec = self._consumer.spec
         await self._reconcile()
-        # Requests address the durable by name, so this inbox outlives a recreation.
+        # Requests address the durable by name, so this inbox outlives a recreation. (The
+        # context's connection and API prefix are what its own pull subscriptions use.)
         pull = self._pull = StandingPull(
             self._js._nc,
             spec.stream,
@@ -104,16 +105,17 @@ class PullLoop:
 
     async def stop(self, grace_s: float = 10.0) -> None:
         self._stopping.set()
-        for helper in (self._watcher, self._keeper):
-            if helper is not None:
-                helper.cancel()
-        if self._task is None:
-            return
-        if self._pull is not None:
-            self._pull.stop_waiting()
-        # The batch in hand finishes (within the grace); what waits behind it is given back.
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(self._task, timeout=grace_s)
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._task is not None:
+            if self._pull is not None:
+                self._pull.stop_waiting()
+            # The batch in hand finishes (within the grace); what waits behind it is given
+            # back, and kept from the ack wait until then.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, timeout=grace_s)
+        if self._keeper is not None:
+            self._keeper.cancel()
 
     async def check(self) -> None:
         """Sample the durable (lag, ack floor); recreate it if it has gone missing."""

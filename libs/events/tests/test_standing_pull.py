@@ -29,8 +29,9 @@ from civicgrid.events.consumer import (
     EventConsumer,
     EventHandler,
 )
-from civicgrid.events.dead_letters import DeadLetterPublisher
+from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
+from civicgrid.events.reconcile import reconcile_consumer
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
@@ -325,3 +326,63 @@ async def test_a_lone_event_on_an_idle_loop_is_handled_at_once(
         await nc.jetstream().delete_consumer(streams.INCIDENTS, spec.durable)
     # A promptness check with its own clock: far below the loop's idle wait.
     assert took < PullLoop.IDLE_WAIT_S / 2, took
+
+
+async def test_a_dead_letter_only_delivery_waiting_at_stop_goes_to_the_dlq_not_back(
+    nc: NatsClient, store: EventStore
+) -> None:
+    blocker, spent = reported(), reported()
+    gate = asyncio.Event()
+    running = asyncio.Event()
+
+    async def record(event: IncidentEvent, delivery: Delivery) -> None:
+        if event.incident_id == blocker.incident_id:
+            running.set()
+            await gate.wait()
+
+    # One attempt: the second delivery of a message only carries it to the DLQ. A NAK on the
+    # server's last delivery would drop it for good; the stop must dead-letter it instead.
+    ids = [blocker.incident_id, spent.incident_id]
+    spec = _spec("spentatstop", ids, max_deliver=1, ack_wait_s=1.0)
+    js = nc.jetstream()
+    await reconcile_consumer(js, spec.stream, spec.consumer_config())
+    # Its one attempt taken by a client that never answers: the ack wait redelivers it.
+    raw = await js.pull_subscribe_bind(spec.durable, spec.stream)
+    await store.append(spent, msg_id=spent.event_id, expected_version=0)
+    assert len(await raw.fetch(1, timeout=5)) == 1
+    await raw.unsubscribe()
+    loop = await _loop(nc, spec, record)
+    try:
+        await store.append(blocker, msg_id=blocker.event_id, expected_version=0)
+        await asyncio.wait_for(running.wait(), timeout=10)
+
+        async def redelivered_behind_the_batch() -> bool:
+            info = await js.consumer_info(streams.INCIDENTS, spec.durable)
+            return info.num_redelivered == 1 and info.num_ack_pending == 2
+
+        await eventually(redelivered_behind_the_batch, what="the spent one waiting")
+        stopping = asyncio.create_task(loop.stop())
+        gate.set()
+        await stopping
+        letters = await _dead_letters(nc, spec.service)
+    finally:
+        await loop.stop()
+        await js.delete_consumer(streams.INCIDENTS, spec.durable)
+    assert [
+        letter.reason for letter in letters if spent.incident_id in letter.original_subject
+    ] == ["retries_exhausted"]
+
+
+async def _dead_letters(nc: NatsClient, service: str) -> list[DeadLetter]:
+    subscription = await nc.jetstream().subscribe(
+        f"dlq.{service}", stream=streams.DLQ, ordered_consumer=True
+    )
+    letters: list[DeadLetter] = []
+    try:
+        while True:
+            msg = await subscription.next_msg(timeout=0.5)
+            letters.append(DeadLetter.model_validate_json(msg.data))
+    except TimeoutError:
+        return letters
+    finally:
+        await subscription.unsubscribe()

@@ -215,9 +215,21 @@ class PullLoop:
 
     async def _give_back(self, messages: list[Msg]) -> None:
         """NAK what was delivered here and not handled: another replica gets it at once,
-        instead of after the ack wait (a delivery attempt spent, as a redelivery would)."""
+        instead of after the ack wait (a delivery attempt spent, as a redelivery would).
+
+        A delivery past ``max_deliver`` only carries its message to the DLQ; NAKed on the
+        server's last one it would be dropped, so those go to the DLQ here and now (a publish
+        each, quick beside a handler)."""
+        spec = self._consumer.spec
+        dead = [m for m in messages if m.metadata.num_delivered > spec.max_deliver]
+        if dead:
+            try:
+                await self._consumer.on_batch(dead)
+            except Exception as exc:
+                log.warning("batch_failed", consumer=spec.durable, error=repr(exc))
         for msg in messages:
-            with contextlib.suppress(Exception):
-                await msg.nak()
+            if msg.metadata.num_delivered <= spec.max_deliver:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
         if messages:
             log.info("gave_back_unhandled", consumer=self.durable, messages=len(messages))

@@ -134,10 +134,11 @@ def _inclusive_top(raw: Path) -> list[tuple[str, int]]:
 
 
 class _Requests:
-    """Direct Gets and leader message gets by stream, as a plain subscriber sees them (the
-    server hands a copy of each request to every subscriber of its subject)."""
+    """Direct Gets, leader message gets and pull requests by stream (and consumer), as a plain
+    subscriber sees them (the server hands a copy of each request to every subscriber of its
+    subject, which costs it a little)."""
 
-    SUBJECTS = ("$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>")
+    SUBJECTS = ("$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>", "$JS.API.CONSUMER.MSG.NEXT.>")
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
@@ -150,7 +151,7 @@ class _Requests:
             await client.subscribe(subject, cb=count)
 
     def print_per_report(self, accepted: int) -> None:
-        print("Reads per accepted report (by API subject):")
+        print("Requests per accepted report (by API subject):")
         for subject, count in sorted(self.counts.items()):
             print(f"  {subject:40} {count / max(1, accepted):6.2f}")
 

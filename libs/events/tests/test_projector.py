@@ -199,3 +199,38 @@ async def test_a_projector_whose_consumer_is_deleted_makes_another_from_its_posi
         assert projection.seen[sequence] == "accepted"
     finally:
         await projector.stop()
+
+
+async def test_a_projector_following_a_trickle_makes_few_pull_requests(
+    js: JetStreamContext, store: EventStore
+) -> None:
+    projection = MemoryProjection(name="trickle")
+    projector = projector_for(projection, js)
+    projector.batch_size = 100
+    await projector.start()
+    requests = 0
+
+    async def count(msg: object) -> None:
+        nonlocal requests
+        requests += 1
+
+    try:
+        await eventually(
+            lambda: _true(projector.caught_up and projector.consumer_name is not None),
+            what="caught up and reading",
+        )
+        name = projector.consumer_name
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{streams.INCIDENTS}.{name}"
+        counting = await js._nc.subscribe(subject, cb=count)
+        await js._nc.flush()
+        # One life at a time, each projected before the next: the steady trickle that cost a
+        # request or two per batch of one or two events.
+        for _ in range(60):
+            _, sequence = await append_life(store)
+            assert await projector.wait_for(sequence, timeout_s=10)
+        await counting.unsubscribe()
+    finally:
+        await projector.stop()
+    assert projector.consumer_name == name  # the same consumer throughout
+    # 120 events, credit 100 topped up at half: a request per 50 events or so.
+    assert requests <= 5, requests

@@ -218,15 +218,24 @@ class EventConsumer:
                 await self._dead_letter(msg, "unreadable", _describe(exc))
                 continue
             by_key.setdefault(decoded.key, []).append((msg, decoded))
-        outcomes = await asyncio.gather(
-            *(self._handle_in_order(group) for group in by_key.values()),
-            return_exceptions=True,
-        )
+        groups = list(by_key.values())
+        if len(groups) == 1:
+            # One key (a lone event, most often): no task and gather for it.
+            outcomes: list[BaseException | None] = [await self._settle(groups[0])]
+        else:
+            outcomes = await asyncio.gather(*(self._settle(group) for group in groups))
         for outcome in outcomes:
-            if isinstance(outcome, BaseException):
+            if outcome is not None:
                 # Acking or dead-lettering itself failed (the connection went away): the
                 # messages stay unacknowledged and the server delivers them again.
                 log.error("batch_outcome_not_recorded", error=_describe(outcome))
+
+    async def _settle(self, group: list[tuple[Msg, Decoded]]) -> BaseException | None:
+        try:
+            await self._handle_in_order(group)
+        except Exception as exc:
+            return exc
+        return None
 
     async def _handle_in_order(self, group: list[tuple[Msg, Decoded]]) -> None:
         for index, (msg, decoded) in enumerate(group):

@@ -3,9 +3,10 @@
 A ``Projection`` keeps its position (the last stream sequence it applied) in the same
 transaction as what it projected; the projector reads from that position + 1 with an
 ephemeral pull consumer (no acks, in stream order, made again from the stored position after
-any error), hands events over in batches, and never keeps a position of its own that could
-disagree with the model's. A crash at any point re-reads from the stored position; what was
-applied is skipped by the projection's per-row sequence, so a replayed event changes nothing.
+any error, kept flowing by a standing pull request: ``StandingPull``), hands events over in
+batches, and never keeps a position of its own that could disagree with the model's. A crash
+at any point re-reads from the stored position; what was applied is skipped by the
+projection's per-row sequence, so a replayed event changes nothing.
 
 Phases: catching up until the position reaches the stream's last sequence as seen at start
 (``/readyz`` says "catching up: N behind"), then live. Unreadable events go to the DLQ with the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,7 +27,6 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
@@ -33,6 +34,7 @@ from civicgrid.events import streams, subjects
 from civicgrid.events.base import IncidentEvent
 from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.models import UnknownEventType, load_event_json
+from civicgrid.events.standing_pull import StandingPull
 from civicgrid.events.upcasting import UpcastError
 
 log = structlog.get_logger("civicgrid.projector")
@@ -109,7 +111,6 @@ class ProjectorMetrics:
 Decode = Callable[[bytes], IncidentEvent]
 
 CONSUMER_INACTIVE_S = 30.0
-REST_FETCH_S = 0.05
 
 
 @dataclass
@@ -209,26 +210,38 @@ class Projector:
         # An ephemeral pull consumer without acks, from the stored position: it needs only the
         # read-a-stream rights every service has (no flow-control replies), reads in stream
         # order, and if anything goes wrong it is simply made again from the stored position.
+        # A standing pull request (``StandingPull``) keeps it flowing: about two requests per
+        # ``batch_size`` events, none per event. An ordered push consumer needs no requests at
+        # all, but measured on a 100,000-event read (nats-server 2.15, nats-py 2.16) the two
+        # cost the same: push 4.0 µs of server and 11.7 µs of client CPU per event, this
+        # 5.0 and 10.8 (nats-py's ordered consumer parses every message's metadata to check
+        # its sequence). Push would also need flow-control replies and reset itself from its
+        # own position; this one is the pull loop's code and restarts from the stored one.
         js = self.jetstream()
+        name = uuid.uuid4().hex
         config = ConsumerConfig(
+            name=name,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=self.position + 1,
             ack_policy=AckPolicy.NONE,
             inactive_threshold=CONSUMER_INACTIVE_S,
             mem_storage=True,
             num_replicas=1,
+            filter_subject=self.filter_subject,
         )
-        subscription = await js.pull_subscribe(
-            self.filter_subject, stream=self.stream, config=config
+        await js.add_consumer(self.stream, config=config)
+        self.consumer_name = name
+        pull = StandingPull(
+            js._nc, self.stream, name, credit=self.batch_size, api_prefix=js._prefix
         )
-        self.consumer_name = config.name
-        # Pipelined: the next batch is fetched and decoded while the projection stores the
+        # Pipelined: the next batch is read and decoded while the projection stores the
         # previous one. Stores stay one after another, each from the position the last left.
         storing: asyncio.Task[None] | None = None
         read_to = self.position
         try:
+            await pull.start()
             while True:
-                batch = await self._next_batch(subscription)
+                batch = await pull.next_batch(self.batch_size, self.idle_wait_s)
                 if not batch:
                     if storing is not None:
                         await storing
@@ -248,24 +261,10 @@ class Projector:
                 # start reads the position the database has, whichever it is.
                 storing.cancel()
             with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+                await pull.close()
             with contextlib.suppress(Exception):
                 # Gone after CONSUMER_INACTIVE_S anyway; deleting frees it at once.
-                await js.delete_consumer(self.stream, config.name or "")
-
-    async def _next_batch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
-        # One message with a long poll answers as soon as anything arrives; then what the
-        # server says is waiting comes back at once (a lone fetch(n) would wait its timeout).
-        try:
-            batch = await subscription.fetch(1, timeout=self.idle_wait_s)
-        except (TimeoutError, FetchTimeoutError):
-            return []
-        pending = batch[-1].metadata.num_pending
-        if pending:
-            wanted = min(pending, self.batch_size - 1)
-            with contextlib.suppress(TimeoutError, FetchTimeoutError):
-                batch += await subscription.fetch(wanted, timeout=REST_FETCH_S)
-        return batch
+                await js.delete_consumer(self.stream, name)
 
     async def _prepare(self, batch: list[Msg], read_to: int) -> _Prepared | None:
         """Decode a batch; unreadable events go to the DLQ. None: nothing new in it."""

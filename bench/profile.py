@@ -268,13 +268,15 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
             took = time.monotonic() - started
             cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             position = end_to_end.reporting_position(ports["reporting"])
-            await end_to_end._until_projected(client, streams.INCIDENTS, position, 600)
+            projected = await end_to_end._until_projected(client, streams.INCIDENTS, position, 600)
             whole = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             messages_after = _messages_by_client(monitor_port)
             for sampler in samplers.values():
                 sampler.wait(timeout=seconds + 60)
             accepted = total - failed
-            print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s")
+            print(f"{load}: {accepted} reports accepted ({failed} refused) in {took:.1f} s,"
+                  f" projected {projected - started - took:.1f} s after; end to end"
+                  f" {accepted / (projected - started):.0f}/s")  # fmt: skip
             _print_cpu(cpu, whole, accepted)
             _print_messages(messages_before, messages_after, accepted)
             requests.print_per_report(accepted)

@@ -42,6 +42,15 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
     server.stop()
 
 
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A nats-server of the test's own, for a test that stops or restarts it."""
+    server = EmbeddedNats(data_dir=tmp_path / "nats", port=free_port())
+    server.start(log_file=tmp_path / "nats.log", die_with_parent=True)
+    yield server
+    server.stop()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def nc(nats_server: EmbeddedNats) -> AsyncIterator[NatsClient]:
     client = await nats.connect(nats_server.client_url, name="civicgrid-tests")

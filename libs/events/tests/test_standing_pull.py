@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import nats
-import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -34,7 +33,7 @@ from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.reconcile import reconcile_consumer
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
-from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from civicgrid.servicekit.natsserver import EmbeddedNats
 from tests.support.events.factories import reported
 from tests.support.events.waiting import eventually
 
@@ -219,14 +218,6 @@ async def test_a_stopping_replica_gives_back_what_it_had_not_handled(
     # a finished its batch; what waited behind it went to b, long before a's ack wait.
     assert handled_by["a"] == [first.incident_id]
     assert sorted(handled_by["b"]) == sorted(e.incident_id for e in behind)
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(data_dir=tmp_path / "nats", port=free_port())
-    server.start(log_file=tmp_path / "nats.log", die_with_parent=True)
-    yield server
-    server.stop()
 
 
 async def test_after_a_server_restart_the_loop_asks_again_and_goes_on(

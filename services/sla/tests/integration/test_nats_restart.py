@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
-import pytest
 
 from civicgrid.events.incident_events import SlaClockStarted
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
-from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from civicgrid.servicekit.natsserver import EmbeddedNats
 from civicgrid.sla.app import compose
 from civicgrid.sla.config import SlaConfig
 from civicgrid.sla.policy_store import publish_policy
@@ -24,14 +22,6 @@ from tests.support.sla import Script
 from tests.support.sla_nats import SlaWorld, labels
 
 from .conftest import SECOND_SCALE, sla_settings
-
-
-@pytest.fixture
-def own_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(data_dir=tmp_path / "nats", port=free_port())
-    server.start(log_file=tmp_path / "nats.log", die_with_parent=True)
-    yield server
-    server.stop()
 
 
 async def test_a_nats_restart_with_timers_pending_fires_each_exactly_once(

@@ -35,6 +35,7 @@ from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.store import EventStore
 from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.dead_letters import dead_letters_for
 from tests.support.events.factories import accepted, reported
 from tests.support.events.waiting import eventually
 
@@ -51,19 +52,6 @@ class Recorder:
         if "fail-once" in event.correlation_id and delivery.deliveries == 1:
             raise RuntimeError("transient")
         self.seen.append((event.incident_id, delivery.deliveries))
-
-
-async def dead_letters_for(js: JetStreamContext, service: str) -> list[DeadLetter]:
-    sub = await js.subscribe(f"dlq.{service}", stream=streams.DLQ, ordered_consumer=True)
-    letters: list[DeadLetter] = []
-    try:
-        while True:
-            msg = await sub.next_msg(timeout=0.3)
-            letters.append(DeadLetter.model_validate_json(msg.data))
-    except TimeoutError:
-        return letters
-    finally:
-        await sub.unsubscribe()
 
 
 @pytest_asyncio.fixture

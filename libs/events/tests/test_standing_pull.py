@@ -28,12 +28,13 @@ from civicgrid.events.consumer import (
     EventConsumer,
     EventHandler,
 )
-from civicgrid.events.dead_letters import DeadLetter, DeadLetterPublisher
+from civicgrid.events.dead_letters import DeadLetterPublisher
 from civicgrid.events.pull_loop import PullLoop
 from civicgrid.events.reconcile import reconcile_consumer
 from civicgrid.events.store import EventStore
 from civicgrid.events.streams import ensure_streams
 from civicgrid.servicekit.natsserver import EmbeddedNats
+from tests.support.events.dead_letters import dead_letters_for
 from tests.support.events.factories import reported
 from tests.support.events.waiting import eventually
 
@@ -355,25 +356,10 @@ async def test_a_dead_letter_only_delivery_waiting_at_stop_goes_to_the_dlq_not_b
         stopping = asyncio.create_task(loop.stop())
         gate.set()
         await stopping
-        letters = await _dead_letters(nc, spec.service)
+        letters = await dead_letters_for(nc.jetstream(), spec.service)
     finally:
         await loop.stop()
         await js.delete_consumer(streams.INCIDENTS, spec.durable)
     assert [
         letter.reason for letter in letters if spent.incident_id in letter.original_subject
     ] == ["retries_exhausted"]
-
-
-async def _dead_letters(nc: NatsClient, service: str) -> list[DeadLetter]:
-    subscription = await nc.jetstream().subscribe(
-        f"dlq.{service}", stream=streams.DLQ, ordered_consumer=True
-    )
-    letters: list[DeadLetter] = []
-    try:
-        while True:
-            msg = await subscription.next_msg(timeout=0.5)
-            letters.append(DeadLetter.model_validate_json(msg.data))
-    except TimeoutError:
-        return letters
-    finally:
-        await subscription.unsubscribe()

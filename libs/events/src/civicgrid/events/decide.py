@@ -124,7 +124,8 @@ async def decide_and_append(
     the read from behind the leader:
 
     - a decision that writes is checked by the leader itself (the append expects the
-      history's version), and a conflict reloads at least up to the leader's last sequence;
+      history's version), and a conflict reloads at least up to the leader's last sequence
+      (as the refusal states it, or asked for);
     - "already applied" needs no check: a cause seen in a history is stored;
     - a decision that writes nothing (a refusal raised by ``decide``, or no events) is only
       answered once the leader's last sequence of the incident (``store.last_sequence``, one
@@ -157,10 +158,14 @@ async def decide_and_append(
                 fingerprint=cause.fingerprint,
                 expected_version=history.version,
             )
-        except ConcurrencyConflict:
+        except ConcurrencyConflict as conflict:
             if on_conflict is not None:
                 on_conflict()
-            floor = max(floor, await store.last_sequence(incident_id))
+            # The refusal names the leader's last sequence when it can: no question to ask.
+            current = conflict.current
+            if current is None:
+                current = await store.last_sequence(incident_id)
+            floor = max(floor, current)
             continue
         return Decided(history, tuple(written), already_applied=False)
     raise DecisionContention(f"incident {incident_id} changed {max_attempts} times")

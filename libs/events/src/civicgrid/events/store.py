@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ _BATCH = 256
 # Every event type an incident can have, many times over: one multi-last answer holds them all.
 _MAX_SUBJECTS = 1024
 NO_MESSAGE_FOUND = 10037
+_WRONG_LAST_SEQUENCE = re.compile(r"wrong last sequence: (\d+)")
 # nats-server takes a limited number of atomic batches in flight per stream (50 by default) and
 # refuses the others outright ("atomic publish too many inflight"): nothing of them is stored.
 TOO_MANY_BATCHES_IN_FLIGHT = 10210
@@ -69,6 +71,10 @@ class ConcurrencyConflict(Exception):
         super().__init__(f"incident {incident_id}: expected last sequence {expected}: {detail}")
         self.incident_id = incident_id
         self.expected = expected
+        # The incident's last sequence as the server that refused had it ("wrong last
+        # sequence: N", from the leader that checked the expectation); None if not said.
+        found = _WRONG_LAST_SEQUENCE.search(detail or "")
+        self.current = int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True, slots=True)

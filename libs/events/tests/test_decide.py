@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Sequence
 
 import pytest
 
 from civicgrid.events import wire
-from civicgrid.events.base import IncidentEvent
 from civicgrid.events.decide import (
     Cause,
     IdempotencyConflict,
@@ -19,7 +17,7 @@ from civicgrid.events.decide import (
     fingerprint_of,
 )
 from civicgrid.events.incident_events import Accepted
-from civicgrid.events.store import ConcurrencyConflict, EventStore, History, StoredEvent
+from civicgrid.events.store import ConcurrencyConflict, EventStore, History
 from tests.support.events.factories import accepted, reported
 
 
@@ -134,31 +132,14 @@ async def test_concurrent_deciders_each_decide_on_what_the_other_wrote(
     assert sum(isinstance(s.event, Accepted) for s in history.events) == 3
 
 
-class AskingCounted:
+class AskingCounted(EventStore):
     """The event store, counting the questions to the stream's leader."""
 
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
-        self.asked = 0
-
-    async def load(self, incident_id: str, *, at_least: int = 0) -> History:
-        return await self.store.load(incident_id, at_least=at_least)
+    asked = 0
 
     async def last_sequence(self, incident_id: str) -> int:
         self.asked += 1
-        return await self.store.last_sequence(incident_id)
-
-    async def append_decision(
-        self,
-        events: Sequence[IncidentEvent],
-        *,
-        cause: str,
-        fingerprint: str,
-        expected_version: int,
-    ) -> list[StoredEvent]:
-        return await self.store.append_decision(
-            events, cause=cause, fingerprint=fingerprint, expected_version=expected_version
-        )
+        return await super().last_sequence(incident_id)
 
 
 async def test_a_lost_race_reloads_up_to_what_the_refusal_names_without_asking(
@@ -167,7 +148,7 @@ async def test_a_lost_race_reloads_up_to_what_the_refusal_names_without_asking(
     """The server's refusal says the incident's last sequence ("wrong last sequence: N"):
     the next read must reach it, and asking the leader again would only repeat it."""
     incident_id = await _new_incident(store)
-    counted = AskingCounted(store)
+    counted = AskingCounted(store._js)
     seen: list[int] = []
 
     async def decide(history: History) -> list[Accepted]:

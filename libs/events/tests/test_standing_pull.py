@@ -16,6 +16,7 @@ import nats
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from prometheus_client import CollectorRegistry
 
@@ -146,25 +147,32 @@ async def test_what_waits_behind_a_slow_batch_is_not_redelivered_for_waiting(
         for event in behind:
             await store.append(event, msg_id=event.event_id, expected_version=0)
 
-        async def all_delivered() -> bool:
-            info = await js.consumer_info(streams.INCIDENTS, spec.durable)
-            return info.num_pending == 0 and info.num_ack_pending == len(events)
-
         # Delivered to the busy replica, waiting in its client behind the slow batch; an idle
         # replica would get them at once if the server redelivered them.
-        await eventually(all_delivered, what="all delivered to the busy replica")
+        await eventually(
+            lambda: _consumer_counts(js, spec.durable, pending=0, ack_pending=len(events)),
+            what="all delivered to the busy replica",
+        )
         replicas.append(await _loop(nc, spec, slow_first))
 
-        async def all_acked() -> bool:
-            info = await js.consumer_info(streams.INCIDENTS, spec.durable)
-            return info.num_ack_pending == 0 and info.num_pending == 0
-
-        await eventually(all_acked, within_s=15, what="all acked")
+        await eventually(
+            lambda: _consumer_counts(js, spec.durable, pending=0, ack_pending=0),
+            within_s=15,
+            what="all acked",
+        )
     finally:
         for loop in replicas:
             await loop.stop()
         await js.delete_consumer(streams.INCIDENTS, spec.durable)
     assert sorted(calls) == sorted((each, 1) for each in ids)
+
+
+async def _consumer_counts(
+    js: JetStreamContext, durable: str, *, pending: int, ack_pending: int
+) -> bool:
+    """Whether the durable has exactly so many undelivered and delivered-unacked messages."""
+    info = await js.consumer_info(streams.INCIDENTS, durable)
+    return info.num_pending == pending and info.num_ack_pending == ack_pending
 
 
 async def test_a_stopping_replica_gives_back_what_it_had_not_handled(
@@ -197,11 +205,10 @@ async def test_a_stopping_replica_gives_back_what_it_had_not_handled(
         for event in behind:
             await store.append(event, msg_id=event.event_id, expected_version=0)
 
-        async def all_delivered_to_a() -> bool:
-            info = await js.consumer_info(streams.INCIDENTS, spec.durable)
-            return info.num_pending == 0 and info.num_ack_pending == len(events)
-
-        await eventually(all_delivered_to_a, what="all delivered to replica a")
+        await eventually(
+            lambda: _consumer_counts(js, spec.durable, pending=0, ack_pending=len(events)),
+            what="all delivered to replica a",
+        )
         b = await _loop(nc, spec, handler("b"))
         stopping = asyncio.create_task(a.stop())
         gate.set()  # the batch in hand finishes: a stop never abandons it

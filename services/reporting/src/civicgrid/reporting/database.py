@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 
 from civicgrid.reporting import migrate
 
 DB_ENV = "CIVICGRID_REPORTING_DB"
+
+# Seconds a SQLite connection waits for another replica's write before giving up.
+SQLITE_BUSY_TIMEOUT = 30.0
 
 
 class DatabaseSettingsError(ValueError):
@@ -58,8 +63,7 @@ def open_database(url: str, *, generation: int = 1) -> Engine:
             parsed = parsed.set(database=database)
         if database:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = sqlite_engine(parsed)
     elif generation > 1:
         schema = f"reporting_g{generation}"
         admin = create_engine(parsed)
@@ -99,9 +103,36 @@ def data_dir(env: dict[str, str] | None = None) -> Path:
     return Path(values.get("CIVICGRID_DATA_DIR", "data"))
 
 
+def sqlite_engine(url: URL) -> Engine:
+    """An engine whose every connection waits for a busy file and uses WAL."""
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT}
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: the API reads while the projector writes, without either waiting for the other.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _into_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _into_wal(cursor: Any) -> None:
+    """Switch to WAL, waiting as long as any other statement would for a busy file.
+
+    Replicas opening a new file at once each switch it; two switches that meet deadlock on
+    the file's lock, and SQLite refuses one at once ("database is locked") instead of
+    calling the busy handler. The replica would fail to start, so it tries again instead.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)

@@ -16,7 +16,12 @@ from nats.js.errors import APIError
 
 from civicgrid.events import streams, subjects, wire
 from civicgrid.events.base import IncidentEvent
-from civicgrid.events.direct_get import DirectGetError, DirectReader, RawMessage
+from civicgrid.events.direct_get import (
+    DirectGetError,
+    DirectReader,
+    RawMessage,
+    stale_replica_pauses,
+)
 from civicgrid.events.models import load_event_json
 
 WRONG_LAST_SEQUENCE = 10071
@@ -39,11 +44,6 @@ BATCHES_IN_FLIGHT = 16
 def _busy_server_pauses() -> Iterator[float]:
     """Pauses before offering a refused batch again: 5 ms doubling to 100 ms, ~1 s in all."""
     return itertools.chain((0.005, 0.01, 0.02, 0.04), itertools.repeat(0.1, 9))
-
-
-def _stale_replica_pauses() -> Iterator[float]:
-    """Pauses between asking again while replicas lag: 10 ms doubling to 250 ms, ~3 s in all."""
-    return itertools.chain((0.01, 0.02, 0.04, 0.08, 0.16), itertools.repeat(0.25, 11))
 
 
 class StoreReadError(Exception):
@@ -375,7 +375,7 @@ class EventStore:
         return int(answer["message"]["seq"])
 
     async def _load_raw(self, incident_id: str, at_least: int) -> list[_RawMessage]:
-        pauses = _stale_replica_pauses()
+        pauses = stale_replica_pauses()
         while True:
             raws = await self._read_once(incident_id, at_least)
             if raws is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import re
 import shutil
@@ -30,6 +29,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from bench import relay
+from bench.city import platform_env
 from bench.harness import Figure
 from civicgrid.city import GeoIndex, default_config_dir, load_city
 from civicgrid.events import streams
@@ -227,13 +227,7 @@ async def _platform_run(
     directory: Path,
 ) -> tuple[list[Figure], list[relay.Shape]]:
     ports = {s: free_port() for s in ("intake", "routing", "sla", "reporting")}
-    env = {
-        **os.environ,
-        "CIVICGRID_DEV_API_KEY": API_KEY,
-        **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
-    }
-    env.pop("CIVICGRID_CONFIG", None)
-    env.pop("CIVICGRID_INSTANCES", None)
+    env = platform_env(ports, API_KEY, directory)
     up = _spawn(
         ["-m", "civicgrid.cli", "up", "--nats", server.client_url, "--data-dir",
          str(directory / "data")],

@@ -32,6 +32,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from bench import end_to_end, relay
+from bench.city import platform_env
 from civicgrid.events import streams
 from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
 
@@ -231,13 +232,7 @@ async def main(seconds: float, load: str, shape: relay.Shape) -> None:
         server.start()
         client = await nats.connect(server.client_url, name="bench-profile")
         ports = {s: free_port() for s in SERVICES}
-        env = {
-            **os.environ,
-            "CIVICGRID_DEV_API_KEY": end_to_end.API_KEY,
-            **{f"CIVICGRID_{s.upper()}_PORT": str(p) for s, p in ports.items()},
-        }
-        env.pop("CIVICGRID_CONFIG", None)
-        env.pop("CIVICGRID_INSTANCES", None)
+        env = platform_env(ports, end_to_end.API_KEY, directory)
         up = end_to_end._spawn(
             ["-m", "civicgrid.cli", "up", "--nats", server.client_url, "--data-dir",
              str(directory / "data")],

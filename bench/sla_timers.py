@@ -17,6 +17,7 @@ import contextlib
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import httpx
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
 
+from bench.city import bench_city
 from civicgrid.events import streams, timers
 from civicgrid.events.base import Actor, ActorKind, GeoPoint, UnitKind, UnitRef
 from civicgrid.events.incident_events import (
@@ -188,7 +190,12 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 async def through_service(
-    server: EmbeddedNats, client: NatsClient, count: int, window_s: float, lead_s: float
+    server: EmbeddedNats,
+    client: NatsClient,
+    count: int,
+    window_s: float,
+    lead_s: float,
+    city: Path,
 ) -> tuple[Lateness, float]:
     js = client.jetstream()
     run = uuid.uuid4().hex[:6].upper()
@@ -212,7 +219,7 @@ async def through_service(
         f"bench{run.lower()}",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "CIVICGRID_LOG_LEVEL": "WARNING"},
+        env={**os.environ, "CIVICGRID_LOG_LEVEL": "WARNING", "CIVICGRID_CONFIG": str(city)},
         cwd=REPO_ROOT,
     )
     try:
@@ -255,7 +262,9 @@ async def measure(
     # first deadline: the lead gives it time on this machine.
     lead_s = 20.0 + count / 500
     base = await baseline(client, count, window_s, lead_s)
-    served, rss = await through_service(server, client, count, window_s, lead_s)
+    with tempfile.TemporaryDirectory(prefix="civicgrid-bench-city-") as directory:
+        city = bench_city(Path(directory))
+        served, rss = await through_service(server, client, count, window_s, lead_s, city)
     return base, served, rss
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -22,12 +22,24 @@ from nats.aio.msg import Msg
 _UP_TO_SEQUENCE = "Nats-UpTo-Sequence"
 
 
-def stale_replica_pauses() -> Iterator[float]:
-    """Pauses between asking again while replicas lag: 10 ms doubling to 250 ms, ~3 s in all.
+T = TypeVar("T")
+
+
+async def until_caught_up(read: Callable[[], Awaitable[T | None]]) -> T | None:
+    """``read()`` again while it answers None (the replica that answered is behind), pausing
+    10 ms doubling to 250 ms, ~3 s in all; None if no answer came from a replica caught up.
 
     One schedule for every read that must reach a sequence: a follower catching up after a
     leader change takes the same time whoever is asking."""
-    return itertools.chain((0.01, 0.02, 0.04, 0.08, 0.16), itertools.repeat(0.25, 11))
+    pauses = itertools.chain((0.01, 0.02, 0.04, 0.08, 0.16), itertools.repeat(0.25, 11))
+    while True:
+        answer = await read()
+        if answer is not None:
+            return answer
+        pause = next(pauses, None)
+        if pause is None:
+            return None
+        await asyncio.sleep(pause)
 
 
 class DirectGetError(Exception):
@@ -65,15 +77,15 @@ class DirectReader:
         """The messages a Direct Get request answers, from a replica that has applied
         ``at_least``: a stream sequence the reader knows exists among the messages asked for
         (its own write). A replica behind it is asked again."""
-        pauses = stale_replica_pauses()
-        while True:
+
+        async def read() -> list[RawMessage] | None:
             found, position = await self.read_once(request)
-            if reaches(found, position, at_least):
-                return found
-            pause = next(pauses, None)
-            if pause is None:
-                raise DirectGetError(f"no replica has reached sequence {at_least} for {request}")
-            await asyncio.sleep(pause)
+            return found if reaches(found, position, at_least) else None
+
+        found = await until_caught_up(read)
+        if found is None:
+            raise DirectGetError(f"no replica has reached sequence {at_least} for {request}")
+        return found
 
     async def read_once(self, request: dict[str, Any]) -> tuple[list[RawMessage], int | None]:
         """One answer to a batched Direct Get: its messages and the answering replica's last

@@ -20,7 +20,7 @@ from civicgrid.events.direct_get import (
     DirectGetError,
     DirectReader,
     RawMessage,
-    stale_replica_pauses,
+    until_caught_up,
 )
 from civicgrid.events.models import load_event_json
 
@@ -375,18 +375,13 @@ class EventStore:
         return int(answer["message"]["seq"])
 
     async def _load_raw(self, incident_id: str, at_least: int) -> list[_RawMessage]:
-        pauses = stale_replica_pauses()
-        while True:
-            raws = await self._read_once(incident_id, at_least)
-            if raws is not None:
-                return raws
-            pause = next(pauses, None)
-            if pause is None:
-                raise StoreReadError(
-                    f"incident {incident_id}: no replica answered with stream sequence"
-                    f" {at_least} applied"
-                )
-            await asyncio.sleep(pause)
+        raws = await until_caught_up(lambda: self._read_once(incident_id, at_least))
+        if raws is None:
+            raise StoreReadError(
+                f"incident {incident_id}: no replica answered with stream sequence"
+                f" {at_least} applied"
+            )
+        return raws
 
     async def _read_once(self, incident_id: str, at_least: int) -> list[_RawMessage] | None:
         """One consistent snapshot of the incident's messages; None from a replica behind.

@@ -14,16 +14,16 @@ from datetime import date
 from pathlib import Path
 
 from civicgrid.city.loader import CALENDAR_FILE
-from tests.support.shipped_city import SHIPPED, covering_the_coming_years, uncovered_years
+from tests.support.shipped_city import SHIPPED, declaring_years, uncovered_years
 
 
 def bench_city(directory: Path, today: date | None = None) -> Path:
     """A copy of the shipped city in ``directory``, covering this year and the next few."""
-    declared = uncovered_years(SHIPPED / CALENDAR_FILE, today)
-    if declared:
-        years = ", ".join(str(year) for year in declared)
+    missing = uncovered_years(SHIPPED / CALENDAR_FILE, today)
+    if missing:
+        years = ", ".join(str(year) for year in missing)
         print(f"(the shipped city, with fictional weekday-only calendars for {years})")
-    return covering_the_coming_years(SHIPPED, directory / "city", today)
+    return declaring_years(SHIPPED, directory / "city", missing)
 
 
 def platform_env(ports: dict[str, int], api_key: str, directory: Path) -> dict[str, str]:

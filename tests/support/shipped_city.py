@@ -44,9 +44,13 @@ def uncovered_years(calendar_file: Path, today: date | None = None) -> list[int]
 
 def covering_the_coming_years(city: Path, into: Path, today: date | None = None) -> Path:
     """A copy of ``city`` whose calendar.yaml declares the years it does not cover yet."""
+    return declaring_years(city, into, uncovered_years(city / CALENDAR_FILE, today))
+
+
+def declaring_years(city: Path, into: Path, missing: list[int]) -> Path:
+    """A copy of ``city`` whose calendar.yaml declares ``missing`` as weekday-only years."""
     shutil.copytree(city, into)
     calendar_file = into / CALENDAR_FILE
-    missing = uncovered_years(calendar_file, today)
     if missing:
         document = yaml.safe_load(calendar_file.read_text("utf-8"))
         declared = document.get("declared_years") or {}

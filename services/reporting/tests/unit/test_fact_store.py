@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from civicgrid.events.projector import PositionMoved, ProjectedEvent
+from civicgrid.reporting import fact_store
 from civicgrid.reporting.fact_store import FactStore
+from civicgrid.reporting.facts import IncidentFact
 from civicgrid.reporting.schema import incident_facts
 from tests.support.reporting.lives import Life
 
@@ -75,3 +79,44 @@ def test_any_valid_event_fits_the_row_even_an_unbounded_area_id(engine: Engine) 
     store.apply(numbered(life), after=0, position=2)
     fact = store.fact("i1")
     assert fact is not None and fact.community_id == long_id
+
+
+def test_replicas_applying_their_first_batches_at_once_are_ordered_not_failed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two replicas on one new database, each at position 0, apply at the same moment. The one
+    # that comes second must be told the position moved (and re-read it), not fail on a
+    # duplicate checkpoint or fact row and wait out the projector's retry pause.
+    a, b = FactStore(engine), FactStore(engine)
+    assert (a.position(), b.position()) == (0, 0)
+    both_read = threading.Barrier(2, timeout=2.0)
+    real_load = fact_store._load
+
+    def load_once_both_have_read(connection: Connection, ids: set[str]) -> dict[str, IncidentFact]:
+        # Where the old code let both in: each had seen no checkpoint, so neither waited.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait()
+        return real_load(connection, ids)
+
+    monkeypatch.setattr(fact_store, "_load", load_once_both_have_read)
+    outcomes: dict[str, str] = {}
+
+    def apply(name: str, store: FactStore, life: Life) -> None:
+        try:
+            store.apply(numbered(life), after=0, position=1)
+            outcomes[name] = "applied"
+        except PositionMoved:
+            outcomes[name] = "position moved"
+        except Exception as exc:  # the outcome under test
+            outcomes[name] = f"failed: {exc!r}"[:200]
+
+    threads = [
+        threading.Thread(target=apply, args=("a", a, Life("i1", START).report())),
+        threading.Thread(target=apply, args=("b", b, Life("i1", START).report())),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes.values()) == ["applied", "position moved"], outcomes
+    assert a.position() == 1

@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import Insert
 
 from civicgrid.events.projector import PositionMoved, ProjectedEvent
 from civicgrid.reporting.facts import DEFAULT_ZONE, FACT_COLUMNS, IncidentFact, project
@@ -53,6 +56,11 @@ class FactStore:
             # Lock the checkpoint before reading it: replicas sharing one database (PostgreSQL,
             # or one SQLite file) then apply one after another, and a replica that read a
             # position someone has since moved is refused instead of writing stale rows.
+            # On a new database there is no row to lock yet: it is made first, and a replica
+            # making it at the same moment waits on the other's (PostgreSQL waits on an
+            # uncommitted duplicate key). Without it, two replicas each found nothing to lock,
+            # wrote the same first rows, and the second failed on a duplicate key.
+            connection.execute(_insert_unless_present(self.engine, self.name))
             connection.execute(
                 update(projection_checkpoints)
                 .where(projection_checkpoints.c.projection == self.name)
@@ -81,19 +89,11 @@ class FactStore:
             cells = {_cell(before.get(i)) for i in changed} | {_cell(r) for r in changed.values()}
             cells.discard(None)
             refresh_cells(connection, [cell for cell in cells if cell is not None])
-            now = datetime.now(UTC)
-            if stored is None:
-                connection.execute(
-                    insert(projection_checkpoints).values(
-                        projection=self.name, position=position, updated_at=now
-                    )
-                )
-            else:
-                connection.execute(
-                    update(projection_checkpoints)
-                    .where(projection_checkpoints.c.projection == self.name)
-                    .values(position=position, updated_at=now)
-                )
+            connection.execute(
+                update(projection_checkpoints)
+                .where(projection_checkpoints.c.projection == self.name)
+                .values(position=position, updated_at=datetime.now(UTC))
+            )
             return len(changed)
 
     def fact(self, incident_id: str) -> IncidentFact | None:
@@ -105,6 +105,15 @@ def _cell(fact: IncidentFact | None) -> tuple[str, str | None] | None:
     if fact is None or fact.reported_day is None:
         return None
     return fact.reported_day, fact.community_id
+
+
+def _insert_unless_present(engine: Engine, name: str) -> Insert:
+    dialect_insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    return (
+        dialect_insert(projection_checkpoints)
+        .values(projection=name, position=0, updated_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=[projection_checkpoints.c.projection])
+    )
 
 
 def _position(connection: Connection, name: str) -> int | None:

@@ -44,6 +44,10 @@ class PositionMoved(Exception):
     """The stored position is not where this projector left it: re-read from the stored one."""
 
 
+class DeliveryGap(Exception):
+    """A message the consumer sent never arrived: read again from what was stored."""
+
+
 @dataclass(frozen=True)
 class ProjectedEvent:
     sequence: int
@@ -69,6 +73,8 @@ class _Prepared:
     events: list[ProjectedEvent]
     last: int  # the batch's last stream sequence, readable or not
     pending: int  # messages left in the stream after it
+    delivered: int  # the consumer sequence of the last message taken
+    gap: bool  # a message after ``last`` never arrived: the batch ends before it
 
 
 @dataclass
@@ -77,6 +83,7 @@ class ProjectorMetrics:
     lag: Gauge
     applied: Counter
     dead_lettered: Counter
+    delivery_gaps: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ProjectorMetrics:
@@ -102,6 +109,12 @@ class ProjectorMetrics:
             dead_lettered=Counter(
                 "civicgrid_projection_dead_letters_total",
                 "Stream messages a projection could not read and sent to the DLQ",
+                ["projection"],
+                registry=registry,
+            ),
+            delivery_gaps=Counter(
+                "civicgrid_projection_delivery_gaps_total",
+                "Messages lost on their way to a projection (its connection dropped), read again",
                 ["projection"],
                 registry=registry,
             ),
@@ -198,6 +211,10 @@ class Projector:
             except PositionMoved as exc:
                 log.warning("projection_position_moved", projection=self.name, detail=str(exc))
                 self.position = await self.projection.load_position()
+            except DeliveryGap as exc:
+                log.warning("projection_delivery_gap", projection=self.name, detail=str(exc))
+                self.metrics.delivery_gaps.labels(self.name).inc()
+                self.position = await self.projection.load_position()
             except Exception as exc:
                 # Connection lost, consumer gone, database busy: re-read from what is stored.
                 self.failures += 1
@@ -238,6 +255,12 @@ class Projector:
         # previous one. Stores stay one after another, each from the position the last left.
         storing: asyncio.Task[None] | None = None
         read_to = self.position
+        # The consumer acks nothing, so the server counts a message done once sent: one lost
+        # on its way (its connection dropped: a cluster node died) would be skipped for ever.
+        # A fresh consumer numbers its deliveries 1, 2, 3 ... without a hole; a hole means a
+        # loss, and the read starts again after the last message stored (as nats.go's ordered
+        # consumer does).
+        delivered = 0
         try:
             await pull.start()
             while True:
@@ -248,13 +271,18 @@ class Projector:
                         storing = None
                     await self._sample_stream_end()
                     continue
-                prepared = await self._prepare(batch, read_to)
-                if prepared is None:
-                    continue
-                read_to = prepared.last
-                if storing is not None:
-                    await storing
-                storing = asyncio.create_task(self._store(prepared))
+                prepared = await self._prepare(batch, read_to, delivered)
+                delivered = prepared.delivered
+                if prepared.last != read_to:
+                    read_to = prepared.last
+                    if storing is not None:
+                        await storing
+                    storing = asyncio.create_task(self._store(prepared))
+                if prepared.gap:
+                    if storing is not None:
+                        await storing
+                        storing = None
+                    raise DeliveryGap(f"{self.name}: a message after {read_to} never came")
         finally:
             if storing is not None and not storing.done():
                 # A store already handed to the database finishes or not on its own; the next
@@ -266,13 +294,17 @@ class Projector:
                 # Gone after CONSUMER_INACTIVE_S anyway; deleting frees it at once.
                 await js.delete_consumer(self.stream, name)
 
-    async def _prepare(self, batch: list[Msg], read_to: int) -> _Prepared | None:
-        """Decode a batch; unreadable events go to the DLQ. None: nothing new in it."""
+    async def _prepare(self, batch: list[Msg], read_to: int, delivered: int) -> _Prepared:
+        """Decode a batch, up to a hole in its deliveries if any; unreadable events go to the
+        DLQ. Nothing new in it when its ``last`` is ``read_to``."""
         events: list[ProjectedEvent] = []
         last = read_to
         pending = 0
         for msg in batch:
-            sequence, pending = _sequence_and_pending(msg)
+            sequence, consumer_sequence, pending_after = _positions(msg)
+            if consumer_sequence != delivered + 1:
+                return _Prepared(events, last, pending, delivered, gap=True)
+            delivered, pending = consumer_sequence, pending_after
             if sequence <= read_to:
                 continue
             last = sequence
@@ -282,7 +314,7 @@ class Projector:
                 await self._dead_letter(msg, exc)
                 continue
             events.append(ProjectedEvent(sequence, msg.subject, event))
-        return None if last == read_to else _Prepared(events, last, pending)
+        return _Prepared(events, last, pending, delivered, gap=False)
 
     async def _store(self, prepared: _Prepared) -> None:
         last, pending = prepared.last, prepared.pending
@@ -329,16 +361,16 @@ class Projector:
         self.metrics.lag.labels(self.name).set(self.lag)
 
 
-def _sequence_and_pending(msg: Msg) -> tuple[int, int]:
-    """The stream sequence and the messages pending after it, from the reply subject
+def _positions(msg: Msg) -> tuple[int, int, int]:
+    """The stream and consumer sequences and the messages pending after it, from the reply subject
     ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>``:
     what ``msg.metadata`` gives, without building its timestamp and dataclasses per message
     (a tenth of a catch-up). Other reply forms (with a domain) go through ``msg.metadata``."""
     tokens = (msg.reply or "").split(".")
     if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
-        return int(tokens[5]), int(tokens[8])
+        return int(tokens[5]), int(tokens[6]), int(tokens[8])
     metadata = msg.metadata
-    return metadata.sequence.stream, metadata.num_pending
+    return metadata.sequence.stream, metadata.sequence.consumer, metadata.num_pending
 
 
 def _describe(exc: BaseException) -> str:

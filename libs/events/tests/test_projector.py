@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -27,6 +28,7 @@ from civicgrid.events.projector import (
 )
 from civicgrid.events.standing_pull import StandingPull
 from civicgrid.events.store import EventStore
+from civicgrid.servicekit.natsserver import EmbeddedNats
 from tests.support.events.factories import accepted, reported
 from tests.support.events.waiting import eventually
 
@@ -271,3 +273,42 @@ async def test_an_event_lost_on_its_way_to_the_projector_is_read_again_not_skipp
         assert sorted(projection.seen)[-4:] == list(range(lost, last + 1))
     finally:
         await projector.stop()
+
+
+async def test_the_last_event_lost_with_a_dropped_connection_is_read_again_without_a_next_one(
+    nats_server: EmbeddedNats, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hole shows only when a later message arrives. When the lost one is the last for a
+    # while, the connection that dropped is the sign: the projector reads again from what it
+    # stored instead of asking the same consumer for more, which would never send it.
+    lose: list[int] = []
+    dropped: list[int] = []
+    on_message = StandingPull._on_message
+
+    async def lose_one(pull: StandingPull, msg: Msg) -> None:
+        if lose and not dropped and (msg.reply or "").split(".")[5:6] == [str(lose[0])]:
+            dropped.append(lose[0])
+            return
+        await on_message(pull, msg)
+
+    monkeypatch.setattr(StandingPull, "_on_message", lose_one)
+    client = await nats.connect(nats_server.client_url, reconnect_time_wait=0.1)
+    js = client.jetstream()
+    projection = MemoryProjection(name="lossy-tail")
+    projector = projector_for(projection, js)
+    projector.retry_s = 0.05
+    await projector.start()
+    try:
+        await eventually(lambda: _true(projector.caught_up), what="caught up")
+        lose.append(await stream_end(js) + 2)  # the second of the two events appended next
+        _, last = await append_life(store)
+        assert last == lose[0]
+        await eventually(lambda: _true(dropped == [last]), what="the last event lost")
+        reconnects = client.stats["reconnects"]
+        client._transport.close()  # type: ignore[union-attr]  # the connection drops
+        await eventually(lambda: _true(client.stats["reconnects"] > reconnects), what="back")
+        assert await projector.wait_for(last, timeout_s=15)
+        assert projection.seen[last] == "accepted"
+    finally:
+        await projector.stop()
+        await client.close()

@@ -249,7 +249,12 @@ class Projector:
         await js.add_consumer(self.stream, config=config)
         self.consumer_name = name
         pull = StandingPull(
-            js._nc, self.stream, name, credit=self.batch_size, api_prefix=js._prefix
+            js._nc,
+            self.stream,
+            name,
+            credit=self.batch_size,
+            api_prefix=js._prefix,
+            acks_nothing=True,
         )
         # Pipelined: the next batch is read and decoded while the projection stores the
         # previous one. Stores stay one after another, each from the position the last left.
@@ -259,7 +264,8 @@ class Projector:
         # on its way (its connection dropped: a cluster node died) would be skipped for ever.
         # A fresh consumer numbers its deliveries 1, 2, 3 ... without a hole; a hole means a
         # loss, and the read starts again after the last message stored (as nats.go's ordered
-        # consumer does).
+        # consumer does). A loss with no message after it shows as the connection dropping:
+        # the standing pull raises then (``acks_nothing``), and the read starts again too.
         delivered = 0
         try:
             await pull.start()

@@ -14,6 +14,9 @@ batch, and asks for more when half the credit is used or a request ended:
 - Idle heartbeats prove the open requests alive. After a reconnection, or when nothing at all
   (message, heartbeat, status) came for ``2 × heartbeat_s``, the requests are taken for lost
   (a server restart, a lost connection) and asked for again.
+- On a consumer that acks nothing (``acks_nothing``), lost requests raise ``PullInterrupted``
+  instead: the messages they carried are lost with them and the server counts them as done,
+  so only a new consumer from the owner's own position reads them again.
 - A server-side end that a new request does not mend (the consumer deleted, no responders, a
   request refused) raises ``PullInterrupted`` from ``next_batch``, for the owner to recreate
   the consumer or retry after a pause.
@@ -66,6 +69,7 @@ class StandingPull:
         expires_s: float = 30.0,
         heartbeat_s: float = 2.5,
         api_prefix: str = "$JS.API",
+        acks_nothing: bool = False,
     ) -> None:
         if credit < 1:
             raise ValueError("credit must be at least 1")
@@ -85,6 +89,7 @@ class StandingPull:
         self._waiter: asyncio.Future[None] | None = None
         self._interrupted: str | None = None
         self._stopped = False
+        self._acks_nothing = acks_nothing
         # Pull requests sent (for tests and metrics: the cost this module is about).
         self.requests = 0
 
@@ -113,6 +118,8 @@ class StandingPull:
             if not self.buffered and self._owed and self._requests_lost():
                 log.info("pull_requests_lost", subject=self._next_subject)
                 self._owed = 0
+                if self._acks_nothing:
+                    raise PullInterrupted("requests lost, and maybe messages with them")
         batch = [self.buffered.popleft() for _ in range(min(limit, len(self.buffered)))]
         # Asked for now, the next messages arrive while this batch is handled.
         await self._top_up()

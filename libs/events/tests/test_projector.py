@@ -241,57 +241,58 @@ async def test_a_projector_following_a_trickle_makes_few_pull_requests(
     assert requests <= 5, requests
 
 
+class InTransit:
+    """Loses one message on its way from the server to the projector, as a dropped connection
+    does: the stream sequence set in ``lose``, once."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.lose: int | None = None
+        self.dropped: list[int] = []
+        on_message = StandingPull._on_message
+
+        async def lose_one(pull: StandingPull, msg: Msg) -> None:
+            sequence = (msg.reply or "").split(".")[5:6]
+            if self.lose is not None and not self.dropped and sequence == [str(self.lose)]:
+                self.dropped.append(self.lose)
+                return
+            await on_message(pull, msg)
+
+        monkeypatch.setattr(StandingPull, "_on_message", lose_one)
+
+
+@pytest.fixture
+def in_transit(monkeypatch: pytest.MonkeyPatch) -> InTransit:
+    return InTransit(monkeypatch)
+
+
 async def test_an_event_lost_on_its_way_to_the_projector_is_read_again_not_skipped(
-    js: JetStreamContext, store: EventStore, monkeypatch: pytest.MonkeyPatch
+    js: JetStreamContext, store: EventStore, in_transit: InTransit
 ) -> None:
     # The projector's consumer acks nothing, so the server counts a message as done once sent.
     # When the connection it travels on drops (a cluster node killed, in the chaos suite), the
     # message is gone, and the consumer goes on with the next one; once, reporting's figures
     # stayed short of a recount by the two incidents lost that way.
-    lose: list[int] = []  # the stream sequence to lose in transit, once
-    dropped: list[int] = []
-    on_message = StandingPull._on_message
-
-    async def lose_one(pull: StandingPull, msg: Msg) -> None:
-        if lose and not dropped and (msg.reply or "").split(".")[5:6] == [str(lose[0])]:
-            dropped.append(lose[0])
-            return
-        await on_message(pull, msg)
-
-    monkeypatch.setattr(StandingPull, "_on_message", lose_one)
     projection = MemoryProjection(name="lossy")
     projector = projector_for(projection, js)
     await projector.start()
     try:
         await eventually(lambda: _true(projector.caught_up), what="caught up")
-        lost = await stream_end(js) + 1
-        lose.append(lost)
+        lost = in_transit.lose = await stream_end(js) + 1
         await append_life(store)
         _, last = await append_life(store)
         assert await projector.wait_for(last, timeout_s=15)
-        assert dropped == [lost]
+        assert in_transit.dropped == [lost]
         assert sorted(projection.seen)[-4:] == list(range(lost, last + 1))
     finally:
         await projector.stop()
 
 
 async def test_the_last_event_lost_with_a_dropped_connection_is_read_again_without_a_next_one(
-    nats_server: EmbeddedNats, store: EventStore, monkeypatch: pytest.MonkeyPatch
+    nats_server: EmbeddedNats, store: EventStore, in_transit: InTransit
 ) -> None:
     # A hole shows only when a later message arrives. When the lost one is the last for a
     # while, the connection that dropped is the sign: the projector reads again from what it
     # stored instead of asking the same consumer for more, which would never send it.
-    lose: list[int] = []
-    dropped: list[int] = []
-    on_message = StandingPull._on_message
-
-    async def lose_one(pull: StandingPull, msg: Msg) -> None:
-        if lose and not dropped and (msg.reply or "").split(".")[5:6] == [str(lose[0])]:
-            dropped.append(lose[0])
-            return
-        await on_message(pull, msg)
-
-    monkeypatch.setattr(StandingPull, "_on_message", lose_one)
     client = await nats.connect(nats_server.client_url, reconnect_time_wait=0.1)
     js = client.jetstream()
     projection = MemoryProjection(name="lossy-tail")
@@ -300,10 +301,11 @@ async def test_the_last_event_lost_with_a_dropped_connection_is_read_again_witho
     await projector.start()
     try:
         await eventually(lambda: _true(projector.caught_up), what="caught up")
-        lose.append(await stream_end(js) + 2)  # the second of the two events appended next
+        # The second of the two events appended next.
+        in_transit.lose = await stream_end(js) + 2
         _, last = await append_life(store)
-        assert last == lose[0]
-        await eventually(lambda: _true(dropped == [last]), what="the last event lost")
+        assert last == in_transit.lose
+        await eventually(lambda: _true(in_transit.dropped == [last]), what="the last event lost")
         reconnects = client.stats["reconnects"]
         client._transport.close()  # type: ignore[union-attr]  # the connection drops
         await eventually(lambda: _true(client.stats["reconnects"] > reconnects), what="back")

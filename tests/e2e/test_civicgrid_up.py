@@ -25,7 +25,7 @@ from nats.errors import Error as NatsError
 
 from civicgrid.cli.up import INSTANCE_PORT_STEP
 from civicgrid.events.store import EventStore
-from civicgrid.servicekit.natsserver import EmbeddedNats, free_port
+from civicgrid.servicekit.natsserver import EmbeddedNats, claim_port, free_port
 from tests.support.events.factories import reported
 from tests.support.events.refusals import refused
 from tests.support.events.waiting import eventually
@@ -69,12 +69,8 @@ def _free_port_with_a_second_instance() -> int:
     """A free port whose +100 (where ``up --instances 2`` puts instance 2) is free too."""
     while True:
         port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + INSTANCE_PORT_STEP))
-            except OSError:
-                continue
-        return port
+        if claim_port(port + INSTANCE_PORT_STEP):
+            return port
 
 
 def start_up(

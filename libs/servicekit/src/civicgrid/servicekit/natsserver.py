@@ -45,19 +45,38 @@ def nats_server_binary() -> Path:
 LISTEN_PORTS = range(20000, 32000)
 
 
+# Every port handed out by this process: a test that draws several before starting anything
+# (a 3-node cluster draws nine) must not get one twice, which "nothing listens" cannot tell.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback TCP port nothing listens on now, for a server about to be started."""
+    """A loopback TCP port nothing listens on now and this process has not handed out before,
+    for a server about to be started."""
     for _ in range(200):
         port = random.choice(LISTEN_PORTS)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if claim_port(port):
             return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+def claim_port(port: int) -> bool:
+    """Hand out ``port`` if nothing listens on it now and this process has not handed it out."""
+    if port in _handed_out:
+        return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    _handed_out.add(port)
+    return True
 
 
 PORT_POLL_INTERVAL_S = 0.02

@@ -67,7 +67,7 @@ class FactStore:
                 .values(position=projection_checkpoints.c.position)
             )
             stored = _position(connection, self.name)
-            if (stored or 0) != after:
+            if stored != after:
                 raise PositionMoved(f"{self.name}: stored position {stored}, expected {after}")
             rows = _load(connection, {item.event.incident_id for item in events})
             existing = set(rows)

@@ -251,8 +251,9 @@ class InTransit:
         on_message = StandingPull._on_message
 
         async def lose_one(pull: StandingPull, msg: Msg) -> None:
-            sequence = (msg.reply or "").split(".")[5:6]
-            if self.lose is not None and not self.dropped and sequence == [str(self.lose)]:
+            # A stream message has an ack subject (its metadata); a status has none.
+            lost = msg.reply and msg.metadata.sequence.stream == self.lose
+            if lost and not self.dropped:
                 self.dropped.append(self.lose)
                 return
             await on_message(pull, msg)
